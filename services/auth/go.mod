@@ -1,11 +1,13 @@
 module switchboard/services/auth
 
-go 1.26
+go 1.26.0
 
 require (
-	switchboard/libs v0.0.0
-	switchboard/proto v0.0.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	go.uber.org/goleak v1.3.0
 )
+
+require github.com/stretchr/testify v1.12.1 // indirect
 
 replace (
 	switchboard/libs => ../../libs
