@@ -856,7 +856,9 @@ type WatchResponse struct {
 	Kind  EventKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=switchboard.cache.v1.EventKind" json:"kind,omitempty"`
 	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	// Events dropped for this watcher since the previous event it received.
+	// Events dropped for this watcher just before this one. When no event
+	// follows a loss, the watcher receives, once it has caught up, an event of
+	// kind EVENT_KIND_UNSPECIFIED with no key that carries only the count.
 	Dropped       uint64 `protobuf:"varint,4,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

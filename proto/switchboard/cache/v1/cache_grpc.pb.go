@@ -35,9 +35,12 @@ const (
 // CacheService exposes the named bounded caches of one cache replica. Keys are
 // spread over replicas by the client; a replica knows nothing of its peers.
 //
-// Errors: INVALID_ARGUMENT for an empty key, a key or value over the limits,
-// or a negative TTL; NOT_FOUND for an unknown cache. A batch is validated as a
-// whole before any entry is applied, so a bad entry changes nothing.
+// Errors: INVALID_ARGUMENT for an empty key or cache name, a key, value or
+// batch over the limits, an entry larger than the cache's byte limit, or a
+// negative TTL or one over the replica's maximum; NOT_FOUND for an unknown
+// cache; RESOURCE_EXHAUSTED when a replica has as many watchers as it allows.
+// A batch is validated as a whole before any entry is applied, so a bad entry
+// changes nothing.
 type CacheServiceClient interface {
 	// Get returns one entry. A miss is not an error: found is false.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
@@ -150,9 +153,12 @@ type CacheService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 // CacheService exposes the named bounded caches of one cache replica. Keys are
 // spread over replicas by the client; a replica knows nothing of its peers.
 //
-// Errors: INVALID_ARGUMENT for an empty key, a key or value over the limits,
-// or a negative TTL; NOT_FOUND for an unknown cache. A batch is validated as a
-// whole before any entry is applied, so a bad entry changes nothing.
+// Errors: INVALID_ARGUMENT for an empty key or cache name, a key, value or
+// batch over the limits, an entry larger than the cache's byte limit, or a
+// negative TTL or one over the replica's maximum; NOT_FOUND for an unknown
+// cache; RESOURCE_EXHAUSTED when a replica has as many watchers as it allows.
+// A batch is validated as a whole before any entry is applied, so a bad entry
+// changes nothing.
 type CacheServiceServer interface {
 	// Get returns one entry. A miss is not an error: found is false.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
