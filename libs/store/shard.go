@@ -1,0 +1,234 @@
+package store
+
+import (
+	"sync"
+	"time"
+)
+
+// entry is one key and value with its bookkeeping. Every field is guarded
+// by the lock of the shard that holds the entry.
+type entry[K comparable, V any] struct {
+	key          K
+	value        V
+	hash         uint64
+	expire       int64 // unix nanoseconds; 0 = never
+	size         int64 // Size(key, value) + EntryOverhead
+	prev, next   *entry[K, V]
+	tprev, tnext *entry[K, V]      // the expiry wheel's links
+	bucket       *freqBucket[K, V] // LFU only
+	queue        uint8             // TinyLFU region
+}
+
+// shard is one lock's share of the store: its own map, policy, expiry
+// wheel, limits and counters.
+type shard[K comparable, V any] struct {
+	// read-only after newShard
+	maxEntries int   // 0 = none
+	maxBytes   int64 // 0 = none
+
+	mu          sync.Mutex
+	items       map[K]*entry[K, V] // guarded by mu
+	pol         policy[K, V]       // guarded by mu
+	wheel       *wheel[K, V]       // guarded by mu; nil until a TTL is used
+	bytes       int64              // guarded by mu
+	hits        uint64             // guarded by mu
+	misses      uint64             // guarded by mu
+	evictions   uint64             // guarded by mu
+	expirations uint64             // guarded by mu
+}
+
+func newShard[K comparable, V any](p Policy, maxEntries int, maxBytes int64) *shard[K, V] {
+	return &shard[K, V]{
+		maxEntries: maxEntries,
+		maxBytes:   maxBytes,
+		items:      make(map[K]*entry[K, V]),
+		pol:        newPolicy[K, V](p, maxEntries),
+	}
+}
+
+func (sh *shard[K, V]) get(s *Store[K, V], key K, h uint64, wantTTL bool, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+	var zero V
+	sh.mu.Lock()
+	e, ok := sh.items[key]
+	if !ok {
+		sh.misses++
+		sh.pol.miss(h)
+		sh.mu.Unlock()
+		return zero, 0, false, evs
+	}
+	var ttl time.Duration
+	if e.expire != 0 {
+		now := s.now()
+		if e.expire <= now {
+			sh.misses++
+			sh.pol.miss(h)
+			evs = sh.expireLocked(s, e, evs)
+			sh.mu.Unlock()
+			return zero, 0, false, evs
+		}
+		ttl = time.Duration(e.expire - now)
+	}
+	sh.hits++
+	sh.pol.hit(e)
+	v := e.value
+	sh.mu.Unlock()
+	return v, ttl, true, evs
+}
+
+func (sh *shard[K, V]) set(s *Store[K, V], key K, v V, h uint64, size, expire int64, evs []Event[K]) ([]Event[K], error) {
+	if sh.maxBytes > 0 && size > sh.maxBytes {
+		return evs, ErrTooLarge
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var added *entry[K, V]
+	if e, ok := sh.items[key]; ok {
+		sh.replaceLocked(s, e, v, size, expire)
+	} else {
+		added = sh.addLocked(s, key, v, h, size, expire)
+	}
+	if s.onEvent != nil {
+		evs = append(evs, Event[K]{Kind: EventSet, Key: key})
+	}
+	return sh.evictLocked(s, added, evs), nil
+}
+
+// replaceLocked gives the present entry e a new value, size and expiry.
+// Caller must hold mu.
+func (sh *shard[K, V]) replaceLocked(s *Store[K, V], e *entry[K, V], v V, size, expire int64) {
+	sh.bytes += size - e.size
+	e.value = v
+	e.size = size
+	if e.expire != expire {
+		if e.expire != 0 {
+			sh.wheel.unschedule(e)
+		}
+		e.expire = expire
+		sh.scheduleLocked(s, e)
+	}
+	sh.pol.update(e)
+}
+
+// addLocked stores a new entry. Caller must hold mu.
+func (sh *shard[K, V]) addLocked(s *Store[K, V], key K, v V, h uint64, size, expire int64) *entry[K, V] {
+	e := &entry[K, V]{key: key, value: v, hash: h, size: size, expire: expire}
+	sh.items[key] = e
+	sh.bytes += size
+	sh.pol.add(e)
+	sh.scheduleLocked(s, e)
+	return e
+}
+
+// scheduleLocked files e in the expiry wheel if it has an expiry time.
+// Caller must hold mu.
+func (sh *shard[K, V]) scheduleLocked(s *Store[K, V], e *entry[K, V]) {
+	if e.expire == 0 {
+		return
+	}
+	if sh.wheel == nil {
+		sh.wheel = newWheel[K, V](s.now())
+	}
+	sh.wheel.schedule(e)
+}
+
+// overLocked reports whether a limit is exceeded. Caller must hold mu.
+func (sh *shard[K, V]) overLocked() bool {
+	return (sh.maxEntries > 0 && len(sh.items) > sh.maxEntries) ||
+		(sh.maxBytes > 0 && sh.bytes > sh.maxBytes)
+}
+
+// evictLocked removes the policy's victims until both limits hold; added
+// is the entry this Set added, if any. A victim found already expired
+// counts as an expiration. Caller must hold mu.
+func (sh *shard[K, V]) evictLocked(s *Store[K, V], added *entry[K, V], evs []Event[K]) []Event[K] {
+	for sh.overLocked() {
+		e := sh.pol.victim(added)
+		if e == nil {
+			return evs
+		}
+		if e.expire != 0 && e.expire <= s.now() {
+			evs = sh.expireLocked(s, e, evs)
+			continue
+		}
+		sh.removeLocked(e)
+		sh.evictions++
+		if s.onEvent != nil {
+			evs = append(evs, Event[K]{Kind: EventEvict, Key: e.key})
+		}
+	}
+	return evs
+}
+
+// expireLocked removes the expired entry e. Caller must hold mu.
+func (sh *shard[K, V]) expireLocked(s *Store[K, V], e *entry[K, V], evs []Event[K]) []Event[K] {
+	sh.removeLocked(e)
+	sh.expirations++
+	if s.onEvent != nil {
+		evs = append(evs, Event[K]{Kind: EventExpire, Key: e.key})
+	}
+	return evs
+}
+
+// removeLocked unlinks e from the map, the policy and the wheel. Caller
+// must hold mu.
+func (sh *shard[K, V]) removeLocked(e *entry[K, V]) {
+	delete(sh.items, e.key)
+	sh.pol.remove(e)
+	if e.expire != 0 {
+		sh.wheel.unschedule(e)
+	}
+	sh.bytes -= e.size
+}
+
+func (sh *shard[K, V]) delete(s *Store[K, V], key K, evs []Event[K]) (bool, []Event[K]) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.items[key]
+	if !ok {
+		return false, evs
+	}
+	if e.expire != 0 && e.expire <= s.now() {
+		return false, sh.expireLocked(s, e, evs)
+	}
+	sh.removeLocked(e)
+	if s.onEvent != nil {
+		evs = append(evs, Event[K]{Kind: EventDelete, Key: key})
+	}
+	return true, evs
+}
+
+func (sh *shard[K, V]) clear() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	clear(sh.items)
+	sh.items = make(map[K]*entry[K, V])
+	sh.pol.clear()
+	sh.wheel = nil
+	sh.bytes = 0
+}
+
+// reclaim advances the wheel to now and expires at most budget entries
+// whose time has passed. It returns the events and how many entries it
+// expired.
+func (sh *shard[K, V]) reclaim(s *Store[K, V], now int64, budget int, evs []Event[K]) ([]Event[K], int) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.wheel == nil {
+		return evs, 0
+	}
+	sh.wheel.advance(now)
+	expired := 0
+	for range budget {
+		e := sh.wheel.popDue()
+		if e == nil {
+			break
+		}
+		if e.expire <= now {
+			evs = sh.expireLocked(s, e, evs)
+			expired++
+			continue
+		}
+		sh.wheel.schedule(e)
+	}
+	return evs, expired
+}
