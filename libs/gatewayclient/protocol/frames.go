@@ -1,0 +1,140 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Request types, sent by clients.
+const (
+	TypeAuth    = "auth"
+	TypeJoin    = "join"
+	TypeLeave   = "leave"
+	TypePublish = "publish"
+	TypePing    = "ping"
+	TypeRefresh = "refresh"
+)
+
+// Server frame types.
+const (
+	TypeReply     = "reply"
+	TypeConnected = "connected"
+	TypeMessage   = "message"
+	TypeLeft      = "left"
+	TypeError     = "error"
+)
+
+// Reasons carried by a left push.
+const (
+	ReasonAccessRevoked = "access_revoked"
+)
+
+// Request is one frame from a client. Which fields matter depends on Type:
+// auth and refresh carry Token; join, leave and publish carry Room; publish
+// carries Data; ping carries TS, which the reply echoes untouched.
+type Request struct {
+	ID    uint64          `json:"id"`
+	Type  string          `json:"type"`
+	Token string          `json:"token,omitempty"`
+	Room  string          `json:"room,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	TS    json.RawMessage `json:"ts,omitempty"`
+	// Since is reserved for recovery: the last position the client saw in
+	// Room. The gateway ignores it until history is served.
+	Since *Position `json:"since,omitempty"`
+}
+
+// Position is a message's place in a room's history: its offset within the
+// room's epoch. A new epoch means earlier offsets are meaningless.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Frame is one frame from the server. Type says which fields are set:
+//   - reply: ID, and Result or Error;
+//   - connected: Result (an AuthResult);
+//   - message: Room, Data, Epoch, Offset;
+//   - left: Room, Reason;
+//   - error: Error, for a frame that could not be answered by id.
+type Frame struct {
+	Type   string          `json:"type"`
+	ID     uint64          `json:"id,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+	Room   string          `json:"room,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	Epoch  string          `json:"epoch,omitempty"`
+	Offset uint64          `json:"offset,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+}
+
+// AuthResult answers auth and is the body of the connected push.
+type AuthResult struct {
+	User string `json:"user"`
+	// ExpiresAt is the token's expiry in Unix milliseconds: the client
+	// should refresh before it.
+	ExpiresAt  int64    `json:"expires_at"`
+	Rooms      []string `json:"rooms"`
+	Connection string   `json:"connection"`
+}
+
+// JoinResult answers join and leave.
+type JoinResult struct {
+	Room string `json:"room"`
+}
+
+// PublishResult answers publish with the message's position.
+type PublishResult struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// PingResult echoes the client's timestamp and adds the server's clock in
+// Unix milliseconds.
+type PingResult struct {
+	TS         json.RawMessage `json:"ts"`
+	ServerTime int64           `json:"server_time"`
+}
+
+// RefreshResult answers refresh with the new expiry in Unix milliseconds.
+type RefreshResult struct {
+	ExpiresAt int64 `json:"expires_at"`
+}
+
+// Room name prefixes.
+const (
+	UserPrefix         = "user:"
+	ConversationPrefix = "conversation:"
+)
+
+// MaxIDLen bounds the id part of a room name.
+const MaxIDLen = 128
+
+// ParseRoom splits a room name into its kind prefix and id, and reports
+// whether it is well formed: "user:" or "conversation:" then 1 to MaxIDLen
+// characters among letters, digits and - _ . @.
+func ParseRoom(room string) (prefix, id string, ok bool) {
+	for _, p := range []string{UserPrefix, ConversationPrefix} {
+		if rest, found := strings.CutPrefix(room, p); found {
+			return p, rest, validID(rest)
+		}
+	}
+	return "", "", false
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == '@':
+		default:
+			return false
+		}
+	}
+	return true
+}

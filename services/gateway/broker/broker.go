@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Message is one publish as every replica receives it.
+type Message struct {
+	Room   string
+	Data   []byte // a JSON value, delivered as it is
+	Epoch  string
+	Offset uint64
+	// Published is when the publishing replica sent it, for the
+	// publish-to-write latency.
+	Published time.Time
+}
+
+// Handler receives every message of the rooms a broker is subscribed to.
+// It must not block: it runs on the broker's receive goroutine.
+type Handler func(Message)
+
+// Broker is the fan-out between replicas.
+type Broker interface {
+	// Publish assigns the next position in room and delivers data to every
+	// replica subscribed to room.
+	Publish(ctx context.Context, room string, data []byte) (epoch string, offset uint64, err error)
+	// Want records that this replica wants (or no longer wants) the rooms'
+	// messages. It does not block; changes are applied in batches.
+	Want(rooms []string, want bool)
+	// Ready waits until room's subscription is confirmed, so that a publish
+	// made after Ready returns reaches this replica.
+	Ready(ctx context.Context, room string) error
+	// Close stops the broker and waits for its goroutines.
+	Close() error
+}
+
+// ErrClosed is returned by a closed broker.
+var ErrClosed = errors.New("broker closed")
+
+// newEpoch returns a random epoch name.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,23 @@
+// Package broker carries messages between gateway replicas: a publish on
+// any replica reaches every replica that has members of the message's room.
+//
+// Roles:
+//   - Broker: publishes a message to a room and tells a Handler about every
+//     message of the rooms it is subscribed to.
+//   - Message: a room's payload with its position (epoch, offset) in the
+//     room's history.
+//   - Memory: the in-process broker of the embedded default; one replica.
+//   - Redis: one Redis pub/sub channel per room, subscribed only while the
+//     replica wants the room; every SUBSCRIBE and UNSUBSCRIBE goes through
+//     one pub/sub connection, batched.
+//
+// Positions: every publish increments the room's offset and publishes in
+// one atomic step (a Lua script on Redis), so the publisher learns (epoch,
+// offset) and every receiver sees the same position. The epoch changes when
+// the room's counter is lost (Redis restarted empty, the room idle past its
+// retention); history and recovery build on this.
+//
+// Concurrency: every method of a Broker is safe for concurrent use. The
+// Handler is called from one goroutine per broker, in the order messages
+// arrive; it must not block.
+package broker

@@ -1,0 +1,265 @@
+package connection
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/services/gateway/authn"
+	"switchboard/services/gateway/broker"
+	"switchboard/services/gateway/hub"
+	"switchboard/services/gateway/telemetry"
+)
+
+// Config holds the limits and timings of every connection. Each field says
+// its default, applied by WithDefaults for a zero value.
+type Config struct {
+	MaxMessageBytes int64         // inbound frame limit; 64 KiB
+	QueueBytes      int           // outgoing queue limit; 1 MiB
+	WriteTimeout    time.Duration // one write; 10 s
+	PingInterval    time.Duration // protocol ping period; 25 s
+	PingTimeout     time.Duration // wait for its pong; 8 s
+	AuthDeadline    time.Duration // time to authenticate; 10 s
+	ExpiryGrace     time.Duration // after token expiry; 25 s
+	RequestTimeout  time.Duration // one call to auth or the broker; 5 s
+	Rate            float64       // frames per second; 50
+	Burst           int           // frames at once; 100
+	MaxRooms        int           // rooms per connection, user room included; 100
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 1 << 20
+	}
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PingTimeout, 8*time.Second)
+	def(&c.AuthDeadline, 10*time.Second)
+	def(&c.ExpiryGrace, 25*time.Second)
+	def(&c.RequestTimeout, 5*time.Second)
+	if c.Rate == 0 {
+		c.Rate = 50
+	}
+	if c.Burst == 0 {
+		c.Burst = 100
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = 100
+	}
+	return c
+}
+
+// Authenticator is what a connection asks of auth.
+type Authenticator interface {
+	Validate(ctx context.Context, token string) (authn.Identity, error)
+	Authorize(ctx context.Context, user, conversation string) (bool, error)
+}
+
+// Deps are the parts a connection talks to.
+type Deps struct {
+	Hub     *hub.Hub
+	Broker  broker.Broker
+	Auth    Authenticator
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+}
+
+type item struct {
+	frame     []byte
+	published time.Time
+}
+
+var lastID atomic.Uint64
+
+// Conn is one WebSocket.
+type Conn struct {
+	// Read-only after construction.
+	id      string
+	ws      *websocket.Conn
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	limiter *rate.Limiter // reader only
+	wake    chan struct{} // capacity 1: the queue has work
+	renewed chan struct{} // capacity 1: the token's expiry moved
+	authed  chan struct{} // closed once authenticated
+	wg      sync.WaitGroup
+	// writeCtx bounds every write; abort cancels it when Serve ends.
+	writeCtx context.Context
+	abort    context.CancelFunc
+
+	// Guarded by mu.
+	mu    sync.Mutex
+	ident authn.Identity
+	rooms map[string]struct{}
+
+	// Guarded by qmu.
+	qmu       sync.Mutex
+	queue     []item
+	queued    int
+	closing   bool
+	closeCode protocol.CloseCode // 0: the peer went away, no close frame
+}
+
+// New wraps an accepted WebSocket. Serve runs it.
+func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
+	cfg = cfg.WithDefaults()
+	id := strconv.FormatUint(lastID.Add(1), 36)
+	wctx, abort := context.WithCancel(context.Background())
+	return &Conn{
+		id: id, ws: ws, cfg: cfg, deps: deps,
+		log:      deps.Logger.With("connection", id),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
+		wake:     make(chan struct{}, 1),
+		renewed:  make(chan struct{}, 1),
+		authed:   make(chan struct{}),
+		writeCtx: wctx, abort: abort,
+		rooms:    make(map[string]struct{}),
+	}
+}
+
+// ID names the connection in logs.
+func (c *Conn) ID() string { return c.id }
+
+// Send queues frame without blocking. A frame that would take the queue
+// past its byte limit closes the connection as a slow consumer instead.
+func (c *Conn) Send(frame []byte, published time.Time) {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return
+	}
+	if c.queued+len(frame) > c.cfg.QueueBytes {
+		c.closeLocked(protocol.CloseSlowConsumer)
+		c.qmu.Unlock()
+		c.poke()
+		return
+	}
+	c.queue = append(c.queue, item{frame, published})
+	c.queued += len(frame)
+	c.qmu.Unlock()
+	c.poke()
+}
+
+func (c *Conn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the connection with code, after the frames already queued
+// unless it is a slow consumer. It does not block.
+func (c *Conn) Close(code protocol.CloseCode) {
+	c.qmu.Lock()
+	c.closeLocked(code)
+	c.qmu.Unlock()
+	c.poke()
+}
+
+// closeLocked records the first close. Caller must hold qmu.
+func (c *Conn) closeLocked(code protocol.CloseCode) {
+	if c.closing {
+		return
+	}
+	c.closing, c.closeCode = true, code
+	if code == protocol.CloseSlowConsumer {
+		c.queue, c.queued = nil, 0
+	}
+}
+
+// AccessRevoked removes the connection from room and tells the client.
+func (c *Conn) AccessRevoked(room string) {
+	c.mu.Lock()
+	_, ok := c.rooms[room]
+	delete(c.rooms, room)
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.deps.Hub.Leave(room, c)
+	c.push(protocol.Frame{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonAccessRevoked})
+}
+
+// SessionRevoked closes the connection if it belongs to session.
+func (c *Conn) SessionRevoked(session string) {
+	c.mu.Lock()
+	mine := c.ident.Session == session
+	c.mu.Unlock()
+	if mine {
+		c.Close(protocol.CloseSessionRevoked)
+	}
+}
+
+func (c *Conn) identity() authn.Identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ident
+}
+
+// Serve runs the connection until it closes: the reader on this goroutine,
+// the writer on another. It returns once both have ended and the
+// connection has left every room. Cancelling ctx closes the connection
+// without a close code; the server drains with Close instead.
+func (c *Conn) Serve(ctx context.Context, token string) {
+	c.deps.Metrics.Connections.Inc()
+	defer c.deps.Metrics.Connections.Dec()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.ws.SetReadLimit(-1) // the reader applies MaxMessageBytes itself
+
+	c.wg.Add(1)
+	go c.writer(ctx)
+	stopAuthTimer := c.authTimer()
+
+	code := c.read(ctx, token)
+	stopAuthTimer()
+	c.Close(code)
+	c.wg.Wait()
+	cancel()
+	c.abort()
+	c.cleanup()
+}
+
+// authTimer closes the connection if it is not authenticated in time.
+func (c *Conn) authTimer() (stop func()) {
+	t := time.AfterFunc(c.cfg.AuthDeadline, func() {
+		select {
+		case <-c.authed:
+		default:
+			c.Close(protocol.CloseAuthTimeout)
+		}
+	})
+	return func() { t.Stop() }
+}
+
+// cleanup leaves every room and forgets the user.
+func (c *Conn) cleanup() {
+	c.mu.Lock()
+	rooms := c.rooms
+	c.rooms = nil
+	user := c.ident.User
+	c.mu.Unlock()
+	for room := range rooms {
+		c.deps.Hub.Leave(room, c)
+	}
+	if user != "" {
+		c.deps.Hub.Unregister(user, c)
+	}
+}

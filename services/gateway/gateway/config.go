@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"time"
+
+	"switchboard/libs/config"
+	"switchboard/services/gateway/connection"
+)
+
+// Config is every setting of a replica. Each field names its variable and
+// default.
+type Config struct {
+	// HTTPAddr serves /ws, /v1/publish and the probes.
+	// GATEWAY_HTTP_ADDR, 127.0.0.1:7100.
+	HTTPAddr string
+	// GRPCAddr serves PublishService. GATEWAY_GRPC_ADDR, 127.0.0.1:7101.
+	GRPCAddr string
+	// AuthAddr is the auth service. AUTH_ADDR, 127.0.0.1:7200.
+	AuthAddr string
+	// AuthCredential is sent to auth for its trusted calls
+	// (WatchRevocations). GATEWAY_AUTH_CREDENTIAL; empty: the
+	// revocation stream is refused and the cache stays off.
+	AuthCredential string
+	// RedisURL selects the Redis broker; empty: the in-process broker of
+	// a single replica. REDIS_URL.
+	RedisURL string
+	// RedisPrefix starts every Redis key and channel. GATEWAY_REDIS_PREFIX,
+	// "sb:".
+	RedisPrefix string
+	// ServiceCredential guards the publish API. GATEWAY_SERVICE_CREDENTIAL;
+	// empty: every publish is refused.
+	ServiceCredential string
+	// AllowedOrigins are Origin host patterns (path.Match syntax) allowed
+	// besides the request's own host. GATEWAY_ALLOWED_ORIGINS, none.
+	AllowedOrigins []string
+	// CompressionThreshold is the smallest message compressed with
+	// permessage-deflate; 0 turns compression off.
+	// GATEWAY_COMPRESSION_THRESHOLD, 2 KiB.
+	CompressionThreshold int64
+	// MaxConnections caps this replica's connections.
+	// GATEWAY_MAX_CONNECTIONS, 100000.
+	MaxConnections int
+	// MaxPerUser caps one user's connections on this replica.
+	// GATEWAY_MAX_CONNECTIONS_PER_USER, 20.
+	MaxPerUser int
+	// Drain spreads the closing of connections at shutdown.
+	// GATEWAY_DRAIN, 10s.
+	Drain time.Duration
+	// AuthCacheEntries and AuthCacheTTL bound the validation cache.
+	// GATEWAY_AUTH_CACHE_ENTRIES, 100000; GATEWAY_AUTH_CACHE_TTL, 1m.
+	AuthCacheEntries int
+	AuthCacheTTL     time.Duration
+	// Conn holds the per-connection limits and timings:
+	// GATEWAY_MAX_MESSAGE_BYTES 64KiB, GATEWAY_QUEUE_BYTES 1MiB,
+	// GATEWAY_WRITE_TIMEOUT 10s, GATEWAY_PING_INTERVAL 25s,
+	// GATEWAY_PING_TIMEOUT 8s, GATEWAY_AUTH_DEADLINE 10s,
+	// GATEWAY_EXPIRY_GRACE 25s, GATEWAY_REQUEST_TIMEOUT 5s,
+	// GATEWAY_RATE 50 (frames/s), GATEWAY_BURST 100,
+	// GATEWAY_MAX_ROOMS 100.
+	Conn connection.Config
+	// LogLevel is debug, info, warn or error. GATEWAY_LOG_LEVEL, info.
+	LogLevel string
+}
+
+// FromEnv reads the configuration; the error names every bad variable.
+func FromEnv(env *config.Env) (Config, error) {
+	c := Config{
+		HTTPAddr:             env.String("GATEWAY_HTTP_ADDR", "127.0.0.1:7100"),
+		GRPCAddr:             env.String("GATEWAY_GRPC_ADDR", "127.0.0.1:7101"),
+		AuthAddr:             env.String("AUTH_ADDR", "127.0.0.1:7200"),
+		AuthCredential:       env.Secret("GATEWAY_AUTH_CREDENTIAL"),
+		RedisURL:             env.Secret("REDIS_URL"),
+		RedisPrefix:          env.String("GATEWAY_REDIS_PREFIX", "sb:"),
+		ServiceCredential:    env.Secret("GATEWAY_SERVICE_CREDENTIAL"),
+		AllowedOrigins:       env.List("GATEWAY_ALLOWED_ORIGINS", nil),
+		CompressionThreshold: env.Bytes("GATEWAY_COMPRESSION_THRESHOLD", 2<<10, 0, 1<<20),
+		MaxConnections:       env.Int("GATEWAY_MAX_CONNECTIONS", 100_000, 1, 10_000_000),
+		MaxPerUser:           env.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20, 1, 100_000),
+		Drain:                env.Duration("GATEWAY_DRAIN", 10*time.Second, 0, 10*time.Minute),
+		AuthCacheEntries:     env.Int("GATEWAY_AUTH_CACHE_ENTRIES", 100_000, 1, 10_000_000),
+		AuthCacheTTL:         env.Duration("GATEWAY_AUTH_CACHE_TTL", time.Minute, time.Second, time.Hour),
+		LogLevel:             env.OneOf("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		Conn: connection.Config{
+			MaxMessageBytes: env.Bytes("GATEWAY_MAX_MESSAGE_BYTES", 64<<10, 256, 16<<20),
+			QueueBytes:      int(env.Bytes("GATEWAY_QUEUE_BYTES", 1<<20, 4<<10, 1<<30)),
+			WriteTimeout:    env.Duration("GATEWAY_WRITE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+			PingInterval:    env.Duration("GATEWAY_PING_INTERVAL", 25*time.Second, 100*time.Millisecond, time.Hour),
+			PingTimeout:     env.Duration("GATEWAY_PING_TIMEOUT", 8*time.Second, 100*time.Millisecond, 10*time.Minute),
+			AuthDeadline:    env.Duration("GATEWAY_AUTH_DEADLINE", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+			ExpiryGrace:     env.Duration("GATEWAY_EXPIRY_GRACE", 25*time.Second, time.Millisecond, time.Hour),
+			RequestTimeout:  env.Duration("GATEWAY_REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
+			Rate:            env.Float("GATEWAY_RATE", 50, 0.1, 1e6),
+			Burst:           env.Int("GATEWAY_BURST", 100, 1, 1_000_000),
+			MaxRooms:        env.Int("GATEWAY_MAX_ROOMS", 100, 1, 100_000),
+		},
+	}
+	return c, env.Err()
+}

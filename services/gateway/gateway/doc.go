@@ -1,0 +1,19 @@
+// Package gateway assembles one gateway replica: the HTTP server with
+// `GET /ws`, `POST /v1/publish`, `/readyz`, `/healthz` and `/metrics`; the
+// gRPC PublishService; the hub, the broker (Redis when a URL is given,
+// in-process otherwise) and the authenticator that follows revocations.
+//
+// Roles:
+//   - Config: every setting of the replica, read by FromEnv.
+//   - Gateway: one replica; Serve runs it until its ctx ends, then drains.
+//
+// Shutdown, in order: /readyz answers 503 and /ws refuses new connections;
+// open connections are closed with the "restarting" code spread over the
+// drain period, so their clients do not reconnect all at once; then the
+// HTTP and gRPC servers stop, and the broker and the authenticator close.
+// Serve returns within drain + 2 × the close handshake bound (10 s) +
+// the shutdown grace.
+//
+// Concurrency: a Gateway's methods are safe for concurrent use; Serve is
+// called once.
+package gateway

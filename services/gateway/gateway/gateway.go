@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/metrics"
+	"switchboard/libs/server"
+	authv1 "switchboard/proto/switchboard/auth/v1"
+	gatewayv1 "switchboard/proto/switchboard/gateway/v1"
+	"switchboard/services/gateway/authn"
+	"switchboard/services/gateway/broker"
+	"switchboard/services/gateway/connection"
+	"switchboard/services/gateway/hub"
+	"switchboard/services/gateway/publish"
+	"switchboard/services/gateway/telemetry"
+)
+
+// shutdownGrace bounds the HTTP and gRPC servers' own shutdown after the
+// drain.
+const shutdownGrace = 5 * time.Second
+
+// Options are what New needs besides the Config.
+type Options struct {
+	// Auth is the auth service's client, with the credential attached.
+	Auth authv1.AuthServiceClient
+	// Registry receives the metrics. Nil: a fresh one.
+	Registry *prometheus.Registry
+	// Logger is the replica's logger. Nil: discarded.
+	Logger *slog.Logger
+}
+
+// Gateway is one replica.
+type Gateway struct {
+	// Read-only after construction.
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *telemetry.Metrics
+	hub     *hub.Hub
+	broker  broker.Broker
+	redis   *redis.Client // nil with the in-process broker
+	auth    *authn.Authenticator
+	publish *publish.Service
+	accept  *websocket.AcceptOptions
+
+	// Safe on their own.
+	ready atomic.Bool
+	conns sync.WaitGroup
+
+	// Guarded by mu.
+	mu       sync.Mutex
+	live     map[*connection.Conn]struct{}
+	draining bool
+}
+
+// New builds a replica; Serve runs it.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	if opts.Registry == nil {
+		opts.Registry = metrics.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Conn = cfg.Conn.WithDefaults()
+	g := &Gateway{
+		cfg: cfg, log: opts.Logger, reg: opts.Registry,
+		metrics: telemetry.New(opts.Registry),
+		live:    make(map[*connection.Conn]struct{}),
+	}
+	g.hub = hub.New(hub.Options{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser, Metrics: g.metrics})
+	if err := g.newBroker(); err != nil {
+		return nil, err
+	}
+	g.hub.SetBroker(g.broker)
+
+	auth, err := authn.New(authn.Options{
+		Client: opts.Auth, CacheEntries: cfg.AuthCacheEntries, CacheTTL: cfg.AuthCacheTTL,
+		CallTimeout:      cfg.Conn.RequestTimeout,
+		OnSessionRevoked: g.hub.RevokeSession,
+		OnAccessRevoked: func(user, conversation string) {
+			g.hub.RevokeAccess(user, protocol.ConversationPrefix+conversation)
+		},
+		Metrics: g.metrics, Logger: g.log.With("component", "authn"),
+	})
+	if err != nil {
+		g.closeBroker()
+		return nil, err
+	}
+	g.auth = auth
+	g.publish = publish.New(g.broker, server.NewCredential(cfg.ServiceCredential),
+		cfg.Conn.MaxMessageBytes, cfg.Conn.RequestTimeout, g.metrics)
+	g.accept = acceptOptions(cfg)
+	return g, nil
+}
+
+func (g *Gateway) newBroker() error {
+	if g.cfg.RedisURL == "" {
+		g.broker = broker.NewMemory(g.hub.Deliver)
+		return nil
+	}
+	ropts, err := redis.ParseURL(g.cfg.RedisURL)
+	if err != nil {
+		return errors.New("REDIS_URL: not a redis:// URL") // the URL may hold a password
+	}
+	ropts.ContextTimeoutEnabled = true
+	g.redis = redis.NewClient(ropts)
+	g.broker = broker.NewRedis(broker.RedisOptions{
+		Client: g.redis, Prefix: g.cfg.RedisPrefix,
+		Logger: g.log.With("component", "broker"), OnError: g.metrics.RedisErrors.Inc,
+	}, g.hub.Deliver)
+	return nil
+}
+
+func (g *Gateway) closeBroker() {
+	g.broker.Close()
+	if g.redis != nil {
+		g.redis.Close()
+	}
+}
+
+func acceptOptions(cfg Config) *websocket.AcceptOptions {
+	o := &websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}
+	if cfg.CompressionThreshold > 0 {
+		o.CompressionMode = websocket.CompressionNoContextTakeover
+		o.CompressionThreshold = int(cfg.CompressionThreshold)
+	}
+	return o
+}
+
+// Hub is the replica's hub, for tests and tools.
+func (g *Gateway) Hub() *hub.Hub { return g.hub }
+
+// Handler serves the replica's HTTP API.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", g.serveWS)
+	mux.Handle("/v1/publish", g.publish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", g.serveReady)
+	mux.Handle("GET /metrics", metrics.Handler(g.reg))
+	return mux
+}
+
+func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if !g.ready.Load() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// bearerToken takes the token from the Authorization header or the legacy
+// token query parameter. The request URL is never logged, since it may
+// hold a token.
+func bearerToken(r *http.Request) string {
+	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return r.URL.Query().Get("token")
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !g.admit() {
+		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.conns.Done()
+	ws, err := websocket.Accept(w, r, g.accept)
+	if err != nil {
+		return // Accept answered the client; its error may quote the request
+	}
+	c := connection.New(ws, g.cfg.Conn, connection.Deps{
+		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
+	})
+	g.track(c, true)
+	defer g.track(c, false)
+	c.Serve(context.WithoutCancel(r.Context()), bearerToken(r))
+}
+
+// admit counts a new connection unless the replica is draining.
+func (g *Gateway) admit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.conns.Add(1)
+	return true
+}
+
+func (g *Gateway) track(c *connection.Conn, open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !open {
+		delete(g.live, c)
+		return
+	}
+	g.live[c] = struct{}{}
+	if g.draining { // admitted just before the drain took its snapshot
+		c.Close(protocol.CloseRestarting)
+	}
+}
+
+// Serve runs the replica on the listeners until ctx ends, then drains and
+// stops. grpcLis may be nil to serve no gRPC.
+func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) error {
+	srvCtx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServers()
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() { errc <- server.ServeHTTP(srvCtx, httpLis, server.NewHTTPServer(g.Handler()), shutdownGrace) })
+	if grpcLis != nil {
+		gs := server.NewGRPC(server.GRPCOptions{Registry: g.reg, Logger: g.log, MaxRecvBytes: int(g.cfg.Conn.MaxMessageBytes) + 4096})
+		gatewayv1.RegisterPublishServiceServer(gs, g.publish)
+		gs.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		wg.Go(func() { errc <- gs.Serve(srvCtx, grpcLis, shutdownGrace) })
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	wg.Go(func() { g.auth.Watch(watchCtx) })
+	g.ready.Store(true)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("server stopped: %w", err)
+	}
+	g.drain()
+	stopWatch()
+	stopServers()
+	wg.Wait()
+	g.closeBroker()
+	g.auth.Close()
+	return err
+}
+
+// drain refuses new connections and closes open ones with the restarting
+// code, spread evenly over the drain period, then waits for them to end.
+func (g *Gateway) drain() {
+	g.ready.Store(false)
+	g.mu.Lock()
+	g.draining = true
+	conns := make([]*connection.Conn, 0, len(g.live))
+	for c := range g.live {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+
+	start := time.Now()
+	for i, c := range conns {
+		due := start.Add(g.cfg.Drain * time.Duration(i) / time.Duration(len(conns)))
+		if d := time.Until(due); d > time.Millisecond {
+			time.Sleep(d)
+		}
+		c.Close(protocol.CloseRestarting)
+	}
+	g.conns.Wait()
+}

@@ -1,0 +1,18 @@
+// Package hub keeps a replica's rooms and members and hands every message
+// from the broker to the members of its room.
+//
+// Roles:
+//   - Hub: rooms (sharded maps of members), the registry of connections per
+//     user, and the limits on connections per user and per replica.
+//   - Member: what the hub needs from a connection: a non-blocking Send and
+//     the revocation callbacks.
+//
+// The hub tells the broker to want a room when its first member joins and
+// to stop when its last member leaves, so a replica receives only the rooms
+// it has members of.
+//
+// Concurrency: every method is safe for concurrent use. Deliver encodes a
+// message once and calls Member.Send under a shard's read lock; Send must
+// never block. Lock order: a room shard's mu, then nothing; users.mu, then
+// nothing. Member callbacks are called with no hub lock held, except Send.
+package hub
