@@ -195,20 +195,20 @@ func (m *Memory) RevokeSession(_ context.Context, id string, presented *Hash) (S
 }
 
 // RevokeUserSessions implements Store.
-func (m *Memory) RevokeUserSessions(_ context.Context, userID string) (int, error) {
+func (m *Memory) RevokeUserSessions(_ context.Context, userID string) ([]string, error) {
 	if err := m.lock(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer m.mu.Unlock()
-	n := 0
+	var ids []string
 	for id := range m.byUser[userID] {
 		if s, ok := m.sessions[id]; ok {
 			m.revokeLocked(s)
-			n++
+			ids = append(ids, id)
 		}
 	}
 	delete(m.byUser, userID)
-	return n, nil
+	return ids, nil
 }
 
 // Grant implements Store.

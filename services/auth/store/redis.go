@@ -257,24 +257,24 @@ func (r *Redis) RevokeSession(ctx context.Context, id string, presented *Hash) (
 }
 
 var revokeUserScript = redis.NewScript(`
-local n = 0
+local ids = {}
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('DEL', ARGV[1] .. 'sess:' .. sid) == 1 then
-    n = n + 1
+    table.insert(ids, sid)
     redis.call('PUBLISH', ARGV[1] .. 'revocations', cjson.encode({k = 's', s = sid, u = ARGV[2]}))
   end
 end
 redis.call('DEL', KEYS[1])
-return n
+return ids
 `)
 
 // RevokeUserSessions implements Store.
-func (r *Redis) RevokeUserSessions(ctx context.Context, userID string) (int, error) {
-	n, err := revokeUserScript.Run(ctx, r.c, []string{r.key("usess:", userID)}, r.prefix, userID).Int()
+func (r *Redis) RevokeUserSessions(ctx context.Context, userID string) ([]string, error) {
+	ids, err := revokeUserScript.Run(ctx, r.c, []string{r.key("usess:", userID)}, r.prefix, userID).StringSlice()
 	if err != nil {
-		return 0, fmt.Errorf("revoke user sessions: %w", err)
+		return nil, fmt.Errorf("revoke user sessions: %w", err)
 	}
-	return n, nil
+	return ids, nil
 }
 
 var grantScript = redis.NewScript(`

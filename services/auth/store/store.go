@@ -135,8 +135,8 @@ type Store interface {
 	// token. ErrNotFound if nothing was revoked.
 	RevokeSession(ctx context.Context, id string, presented *Hash) (Session, error)
 	// RevokeUserSessions ends every session of a user, publishing one
-	// SessionRevoked each, and says how many there were.
-	RevokeUserSessions(ctx context.Context, userID string) (int, error)
+	// SessionRevoked each, and returns their ids.
+	RevokeUserSessions(ctx context.Context, userID string) ([]string, error)
 
 	// Grant lets a user see a conversation.
 	Grant(ctx context.Context, userID, conversationID string) error

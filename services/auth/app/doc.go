@@ -1,0 +1,15 @@
+// Package app wires the auth service together: configuration from the
+// environment, the store (Redis or memory), keys, the authority, and the
+// gRPC and HTTP servers. main.go calls it; tests and benchmarks start a
+// whole service with Start.
+//
+// Glossary:
+//   - Config: every setting, read by Load from AUTH_* variables.
+//   - Service: one running auth replica with its listeners.
+//   - embedded default: no Redis URL; an in-memory store, keys generated
+//     at start, a dev service credential and a demo user (DemoEmail,
+//     DemoPassword) allowed into conversation DemoConversation.
+//
+// Concurrency: Start returns a Service whose goroutines end when its
+// context is cancelled; Wait returns once they have.
+package app

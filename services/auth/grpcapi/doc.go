@@ -1,0 +1,17 @@
+// Package grpcapi serves auth.v1.AuthService over gRPC on top of an
+// authority.Authority.
+//
+// Glossary:
+//   - Server: the AuthServiceServer; it validates nothing itself beyond
+//     message shape, and maps authority errors to status codes.
+//   - trusted call: IssueSession, RevokeSessions, CreateUser, GrantAccess,
+//     RevokeAccess, ListMembers and WatchRevocations; the interceptors from
+//     server.Credential.Require refuse them without the service credential
+//     (Trusted names them).
+//
+// Status messages are fixed texts chosen by the authority; internal errors
+// and tokens never reach a client or a log line from here.
+//
+// Concurrency: a Server is safe for concurrent use; each WatchRevocations
+// stream owns one authority.Watcher.
+package grpcapi
