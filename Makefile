@@ -1,7 +1,7 @@
 # Switchboard's build. Every target works from a fresh clone; the code
 # generators are built from the pinned tools module into ./bin on first use.
 
-MODULES  := libs proto services/auth services/cache services/gateway
+MODULES  := libs proto services/auth services/cache services/gateway deploy
 SERVICES := auth cache gateway
 BIN      := $(CURDIR)/bin
 GOTEST   ?= go test -race -count=1
