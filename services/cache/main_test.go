@@ -46,7 +46,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 //   - tiny:  fifo, 2 entries
 //   - small: lru, 4KiB of bytes only
 //   - wide:  lru, 64MiB of bytes only, for watch storms
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	t.Helper()
 	specs := []string{
 		"items:lru:100:0:1MiB", "ttl:lru:100:1m:0", "tiny:fifo:2:0:0",
@@ -85,7 +85,7 @@ type testServer struct {
 	stop     func() error // cancels serve and returns its error
 }
 
-func startServer(t *testing.T, cfg Config, clock *fakeClock) *testServer {
+func startServer(t testing.TB, cfg Config, clock *fakeClock) *testServer {
 	t.Helper()
 	var svc *service
 	var err error
@@ -120,7 +120,7 @@ func startServer(t *testing.T, cfg Config, clock *fakeClock) *testServer {
 }
 
 // dial returns a cache.v1 client closed at cleanup.
-func dial(t *testing.T, addr string, opts ...grpc.DialOption) cachev1.CacheServiceClient {
+func dial(t testing.TB, addr string, opts ...grpc.DialOption) cachev1.CacheServiceClient {
 	t.Helper()
 	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	conn, err := grpc.NewClient(addr, opts...)
@@ -132,7 +132,7 @@ func dial(t *testing.T, addr string, opts ...grpc.DialOption) cachev1.CacheServi
 }
 
 // testCtx is a context that ends with the test, and at most in 30 s.
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
