@@ -56,6 +56,7 @@ run: build
 ## bench: the benchmarks of docs/benchmarks.md (needs redis-server)
 bench:
 	cd bench && GOWORK=off go test -run '^$$' -bench . -benchmem ./...
+	cd services/cache && go test -run '^$$' -bench . -benchmem ./...
 
 clean:
 	rm -rf $(BIN)
