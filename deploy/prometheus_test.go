@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,51 @@ func TestPromtool(t *testing.T) {
 				t.Fatalf("promtool %s: %v\n%s", strings.Join(tt.args, " "), err, out)
 			}
 		})
+	}
+}
+
+// TestScrapeTargets checks that every service Prometheus finds through
+// DNS is a compose service scraped on its HTTP listener (*_HTTP_ADDR), the
+// one that serves /metrics.
+func TestScrapeTargets(t *testing.T) {
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName      string `json:"job_name"`
+			DNSSDConfigs []struct {
+				Names []string `json:"names"`
+				Type  string   `json:"type"`
+				Port  int      `json:"port"`
+			} `json:"dns_sd_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "deploy/prometheus/prometheus.yml"), &cfg); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	p := loadCompose(t)
+	found := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, sd := range sc.DNSSDConfigs {
+			for _, name := range sd.Names {
+				found[name] = true
+				t.Run(sc.JobName+"/"+name, func(t *testing.T) {
+					port := strconv.Itoa(sd.Port)
+					checkExposed(t, p, name, port)
+					s, err := p.GetService(name)
+					if err != nil {
+						return
+					}
+					addr := s.Environment[strings.ToUpper(name)+"_HTTP_ADDR"]
+					if addr == nil || !strings.HasSuffix(*addr, ":"+port) {
+						t.Errorf("scraped on port %s, but %s_HTTP_ADDR is %v", port, strings.ToUpper(name), addr)
+					}
+				})
+			}
+		}
+	}
+	for _, name := range services {
+		if !found[name] {
+			t.Errorf("%s is not scraped through DNS: its replicas would not be found", name)
+		}
 	}
 }
 

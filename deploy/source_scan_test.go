@@ -63,7 +63,7 @@ func dynamic(e *config.Env, prefix string) { e.String(prefix+"X", "") }
 		{"DEMO_LEVEL", true, "info"},
 		{"DEMO_VIA_PARAM", true, ""},
 		{"DEMO_VIA_PARAM2", true, ""},
-		{"DEMO_RAW", false, ""},
+		{"DEMO_RAW", true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -302,7 +302,11 @@ func callsFunc(call *ast.CallExpr, name string) bool {
 // it is a string literal or constant.
 func (p *goPackage) defaultOf(r envRead) (has bool, value string) {
 	kind := envMethods[r.method]
-	if r.method == "Getenv" || kind == "none" || len(r.call.Args) < 2 {
+	if r.method == "Getenv" {
+		// A raw read outside config.Env is a switch that is off when unset.
+		return true, ""
+	}
+	if kind == "none" || len(r.call.Args) < 2 {
 		return false, ""
 	}
 	arg := r.call.Args[1]
@@ -491,6 +495,30 @@ func (ms *metricSource) joins(name string, parts int) bool {
 		}
 		if rest, ok := strings.CutPrefix(tail, "_"); ok && rest != "" && ms.joins(rest, parts-1) {
 			return true
+		}
+	}
+	return false
+}
+
+// sourceMentions reports whether a string literal of the non-test Go
+// source under dir contains substr, or the source imports a package whose
+// path contains it (google.golang.org/grpc/balancer/roundrobin names
+// round_robin by its constant).
+func sourceMentions(t testing.TB, dir, substr string) bool {
+	t.Helper()
+	alt := strings.ReplaceAll(substr, "_", "")
+	for _, p := range loadPackages(t, dir) {
+		for _, f := range p.files {
+			found := false
+			ast.Inspect(f, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					found = found || strings.Contains(lit.Value, substr) || strings.Contains(lit.Value, alt)
+				}
+				return !found
+			})
+			if found {
+				return true
+			}
 		}
 	}
 	return false

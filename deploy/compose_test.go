@@ -1,0 +1,358 @@
+package deploy
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// scaled are the compose services run as several replicas: no fixed host
+// port and no container name, or `--scale` could not add one.
+var scaled = []string{"gateway", "auth", "cache"}
+
+// loadCompose loads and validates docker-compose.yml with compose-go, as
+// `docker compose config` would, with the given profiles and an empty
+// environment (so every ${VAR:-default} takes its default). It reads only
+// the file: no Docker engine, no network.
+func loadCompose(t *testing.T, profiles ...string) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	details := types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
+		Environment: types.Mapping{},
+	}
+	p, err := loader.LoadWithContext(context.Background(), details, func(o *loader.Options) {
+		o.Profiles = profiles
+		o.ResolvePaths = true
+	})
+	if err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+// TestComposeLoads validates the file with and without the monitoring
+// profile: a service outside the profile must not depend on one inside it.
+func TestComposeLoads(t *testing.T) {
+	tests := []struct {
+		name     string
+		profiles []string
+		want     []string
+	}{
+		{"default", nil, []string{"auth", "auth-keys", "cache", "gateway", "lb", "redis"}},
+		{"monitoring", []string{"monitoring"}, []string{"auth", "auth-keys", "cache", "gateway", "grafana", "lb", "prometheus", "redis"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadCompose(t, tt.profiles...)
+			if got := p.ServiceNames(); !slices.Equal(sorted(got), tt.want) {
+				t.Errorf("services = %v, want %v", sorted(got), tt.want)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// TestComposeScaledServices checks that the scaled services can be scaled.
+func TestComposeScaledServices(t *testing.T) {
+	p := loadCompose(t, "*")
+	for _, name := range scaled {
+		t.Run(name, func(t *testing.T) {
+			s, err := p.GetService(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.ContainerName != "" {
+				t.Errorf("container_name %q: --scale needs a name per replica", s.ContainerName)
+			}
+			for _, port := range s.Ports {
+				if port.Published != "" {
+					t.Errorf("publishes host port %s: a second replica could not bind it", port.Published)
+				}
+			}
+		})
+	}
+	gw, err := p.GetService("gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gw.GetScale() < 2 {
+		t.Errorf("gateway runs %d replica by default, want at least 2 to show fan-out", gw.GetScale())
+	}
+}
+
+// TestComposeHealth checks that every service has an exec-form health
+// check, that ours run their binary's healthcheck subcommand, and that
+// every dependency waits for its target to be healthy.
+func TestComposeHealth(t *testing.T) {
+	p := loadCompose(t, "*")
+	for _, name := range sorted(p.ServiceNames()) {
+		s := p.Services[name]
+		t.Run(name, func(t *testing.T) {
+			hc := s.HealthCheck
+			switch {
+			case hc == nil || len(hc.Test) == 0:
+				t.Fatal("no healthcheck")
+			case hc.Disable || hc.Test[0] == "NONE":
+				t.Fatal("healthcheck disabled")
+			case hc.Test[0] != "CMD":
+				t.Fatalf("healthcheck %q is not in exec form [\"CMD\", ...]", hc.Test)
+			}
+			if slices.Contains(services, name) {
+				want := []string{"CMD", "/switchboard-" + name, "healthcheck"}
+				if !slices.Equal(hc.Test, want) {
+					t.Errorf("healthcheck %q, want %q", hc.Test, want)
+				}
+			}
+			for dep, d := range s.DependsOn {
+				if want := wantCondition(p, dep); d.Condition != want {
+					t.Errorf("depends_on %s: condition %q, want %s", dep, d.Condition, want)
+				}
+			}
+		})
+	}
+}
+
+// wantCondition is the condition to wait for on dep: completion for a
+// one-shot job (restart "no"), health for everything else.
+func wantCondition(p *types.Project, dep string) string {
+	if s, err := p.GetService(dep); err == nil && s.Restart == types.RestartPolicyNo {
+		return types.ServiceConditionCompletedSuccessfully
+	}
+	return types.ServiceConditionHealthy
+}
+
+// TestComposeBuilds checks that each service is built from its own
+// Dockerfile with the repository root as context.
+func TestComposeBuilds(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	for _, name := range services {
+		t.Run(name, func(t *testing.T) {
+			s, err := p.GetService(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Build == nil {
+				t.Fatal("not built")
+			}
+			if s.Build.Context != root {
+				t.Errorf("build context %s, want the repository root %s", s.Build.Context, root)
+			}
+			want := filepath.Join("services", name, "Dockerfile")
+			if s.Build.Dockerfile != want {
+				t.Errorf("dockerfile %s, want %s", s.Build.Dockerfile, want)
+			}
+		})
+	}
+}
+
+// TestComposeMounts checks that every bind mount's source exists in the
+// repository, so that Prometheus, Grafana and HAProxy get their files.
+func TestComposeMounts(t *testing.T) {
+	p := loadCompose(t, "*")
+	root := repoRoot(t)
+	for _, name := range sorted(p.ServiceNames()) {
+		for _, v := range p.Services[name].Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			t.Run(name+":"+v.Target, func(t *testing.T) {
+				if !strings.HasPrefix(v.Source, root) {
+					t.Errorf("bind source %s is outside the repository", v.Source)
+				}
+				if _, err := os.Stat(v.Source); err != nil {
+					t.Error(err)
+				}
+				if !v.ReadOnly {
+					t.Error("configuration mounted writable; add :ro")
+				}
+			})
+		}
+	}
+}
+
+// TestComposeRedis checks that Redis persists to an append-only file on a
+// volume.
+func TestComposeRedis(t *testing.T) {
+	s, err := loadCompose(t).GetService("redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := strings.Join(s.Command, " ")
+	if !strings.Contains(cmd, "--appendonly yes") {
+		t.Errorf("command %q does not turn on the append-only file", cmd)
+	}
+	if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == "/data"
+	}) {
+		t.Error("no named volume on /data: the append-only file would die with the container")
+	}
+	if !strings.HasPrefix(s.Image, "redis:7") {
+		t.Errorf("image %s, want Redis 7", s.Image)
+	}
+}
+
+// TestComposeEnvironment checks each service's environment against the
+// variables its code reads: every variable without a default is set, every
+// variable whose default points at loopback is set to something else (in a
+// container loopback is the container itself), and nothing is set that the
+// service does not read (a misspelt name would silently take the default).
+func TestComposeEnvironment(t *testing.T) {
+	p := loadCompose(t)
+	for _, name := range services {
+		t.Run(name, func(t *testing.T) {
+			s, err := p.GetService(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reads, unresolved := serviceEnv(t, name)
+			for _, at := range unresolved {
+				t.Errorf("services/%s/%s: cannot tell which variable this reads; name it with a literal or constant", name, at)
+			}
+			if len(reads) == 0 {
+				t.Fatalf("found no environment variable read by services/%s", name)
+			}
+			set := map[string]string{}
+			for k, v := range s.Environment {
+				if v != nil {
+					set[k] = *v
+				}
+			}
+			for _, problem := range checkEnv(reads, set) {
+				t.Error(problem)
+			}
+			checkBalanced(t, name, set)
+		})
+	}
+}
+
+// checkBalanced checks that a service given a dns:/// target, which
+// resolves to every replica, asks gRPC for round_robin: gRPC's default
+// policy, pick_first, would send every call to one replica.
+func checkBalanced(t *testing.T, name string, set map[string]string) {
+	t.Helper()
+	var dnsVars []string
+	for _, k := range sortedNames(set) {
+		if strings.HasPrefix(set[k], "dns:///") {
+			dnsVars = append(dnsVars, k)
+		}
+	}
+	if len(dnsVars) == 0 {
+		return
+	}
+	root := repoRoot(t)
+	found := sourceMentions(t, filepath.Join(root, "services", name), "round_robin") ||
+		sourceMentions(t, filepath.Join(root, "libs"), "round_robin")
+	if !found {
+		t.Errorf("%v name dns:/// targets but neither services/%s nor libs ask for "+
+			"round_robin: every call would go to one replica", dnsVars, name)
+	}
+}
+
+// checkEnv returns what is wrong with the environment set for a service
+// that reads the variables reads.
+func checkEnv(reads map[string]envVar, set map[string]string) []string {
+	var problems []string
+	for _, n := range sortedNames(reads) {
+		v := reads[n]
+		value := strings.TrimSpace(set[n])
+		switch {
+		case !v.HasDefault && value == "" && !optionalEnv[n]:
+			problems = append(problems, n+" has no default and is not set (read at "+v.At+")")
+		case isAddress(n) && pointsAtLoopback(v.Default) && (value == "" || pointsAtLoopback(value)):
+			problems = append(problems, n+" defaults to "+v.Default+", which is the container itself; set it")
+		}
+	}
+	for _, n := range sortedNames(set) {
+		if _, ok := reads[n]; !ok {
+			problems = append(problems, n+" is set but the service never reads it")
+		}
+	}
+	return problems
+}
+
+// optionalEnv are variables without a default whose absence is a valid
+// configuration, with the reason.
+var optionalEnv = map[string]bool{}
+
+// isAddress reports whether the variable n names where to listen or what to
+// dial, by the suffix of its name.
+func isAddress(n string) bool {
+	for _, suffix := range []string{"_ADDR", "_ADDRS", "_URL", "_HOST"} {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// pointsAtLoopback reports whether s names a loopback host: an address
+// (127.0.0.1:7100, localhost:6379) or a URL (redis://127.0.0.1:6379).
+func pointsAtLoopback(s string) bool {
+	if s == "" {
+		return false
+	}
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		s, _, _ = strings.Cut(rest, "/")
+		if _, after, ok := strings.Cut(s, "@"); ok {
+			s = after
+		}
+	}
+	for _, hp := range strings.Split(s, ",") {
+		host, _, err := net.SplitHostPort(strings.TrimSpace(hp))
+		if err != nil {
+			host = strings.TrimSpace(hp)
+		}
+		if host == "localhost" {
+			return true
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCheckEnv shows what the environment check catches.
+func TestCheckEnv(t *testing.T) {
+	reads := map[string]envVar{
+		"X_ADDR":      {Name: "X_ADDR", HasDefault: true, Default: "127.0.0.1:7100"},
+		"X_REDIS_URL": {Name: "X_REDIS_URL", HasDefault: true, Default: "redis://localhost:6379/0"},
+		"X_SECRET":    {Name: "X_SECRET"},
+		"X_LEVEL":     {Name: "X_LEVEL", HasDefault: true, Default: "info"},
+		"X_ORIGINS":   {Name: "X_ORIGINS", HasDefault: true, Default: "http://localhost:8080"},
+	}
+	tests := []struct {
+		name     string
+		set      map[string]string
+		problems int
+	}{
+		{"complete", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_ORIGINS": "http://localhost:8080"}, 0},
+		{"secret missing", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379"}, 1},
+		{"secret blank", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": " "}, 1},
+		{"loopback kept", map[string]string{"X_ADDR": "127.0.0.1:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s"}, 1},
+		{"loopback default", map[string]string{"X_SECRET": "s"}, 2},
+		{"misspelt", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_LEVLE": "debug"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkEnv(reads, tt.set); len(got) != tt.problems {
+				t.Errorf("problems = %q, want %d", got, tt.problems)
+			}
+		})
+	}
+}
