@@ -130,7 +130,7 @@ func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
 		renewed:  make(chan struct{}, 1),
 		authed:   make(chan struct{}),
 		writeCtx: wctx, abort: abort,
-		rooms:    make(map[string]struct{}),
+		rooms: make(map[string]struct{}),
 	}
 }
 
@@ -149,6 +149,9 @@ func (c *Conn) Send(frame []byte, published time.Time) {
 		c.closeLocked(protocol.CloseSlowConsumer)
 		c.qmu.Unlock()
 		c.poke()
+		// A write stuck on a peer that does not read is cut after a short
+		// grace; a peer that reads slowly gets the close frame before it.
+		time.AfterFunc(slowGrace, c.abort)
 		return
 	}
 	c.queue = append(c.queue, item{frame, published})
@@ -173,12 +176,18 @@ func (c *Conn) Close(code protocol.CloseCode) {
 	c.poke()
 }
 
+// slowGrace bounds the wait for a write in flight to a slow consumer.
+const slowGrace = 2 * time.Second
+
 // closeLocked records the first close. Caller must hold qmu.
 func (c *Conn) closeLocked(code protocol.CloseCode) {
 	if c.closing {
 		return
 	}
 	c.closing, c.closeCode = true, code
+	if code != 0 {
+		c.deps.Metrics.Closed(code)
+	}
 	if code == protocol.CloseSlowConsumer {
 		c.queue, c.queued = nil, 0
 	}
@@ -249,7 +258,23 @@ func (c *Conn) authTimer() (stop func()) {
 	return func() { t.Stop() }
 }
 
-// cleanup leaves every room and forgets the user.
+// addRoom records room as joined, unless the connection has already left
+// everything on its way out; then it leaves room in the hub again.
+func (c *Conn) addRoom(room string) bool {
+	c.mu.Lock()
+	ok := c.rooms != nil
+	if ok {
+		c.rooms[room] = struct{}{}
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.deps.Hub.Leave(room, c)
+	}
+	return ok
+}
+
+// cleanup leaves every room and forgets the user. It runs when the writer
+// starts closing and again when Serve ends.
 func (c *Conn) cleanup() {
 	c.mu.Lock()
 	rooms := c.rooms

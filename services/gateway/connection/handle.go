@@ -74,10 +74,9 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 		c.replyError(req.ID, protocol.ErrUnavailable, "the broker did not answer; retry later")
 		return
 	}
-	c.mu.Lock()
-	c.rooms[req.Room] = struct{}{}
-	c.mu.Unlock()
-	c.reply(req.ID, protocol.JoinResult{Room: req.Room})
+	if c.addRoom(req.Room) {
+		c.reply(req.ID, protocol.JoinResult{Room: req.Room})
+	}
 }
 
 func (c *Conn) leave(req *protocol.Request) {

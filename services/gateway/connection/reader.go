@@ -130,9 +130,9 @@ func (c *Conn) authenticate(ctx context.Context, token string, first *protocol.R
 		c.log.Warn("join user room", "error", err)
 		return protocol.CloseInternal
 	}
-	c.mu.Lock()
-	c.rooms[room] = struct{}{}
-	c.mu.Unlock()
+	if !c.addRoom(room) {
+		return 0 // closing already
+	}
 	close(c.authed)
 
 	res := protocol.AuthResult{

@@ -72,6 +72,7 @@ func (c *Conn) flush() bool {
 		c.qmu.Unlock()
 
 		if len(batch) == 0 && closing {
+			c.cleanup() // no more fan-out to a closing connection
 			c.finish(code)
 			return true
 		}
@@ -108,13 +109,9 @@ func (c *Conn) write(batch []item) error {
 // code is 0 (the peer is gone) or the connection was cut.
 func (c *Conn) finish(code protocol.CloseCode) {
 	if code == 0 || c.writeCtx.Err() != nil {
-		if code != 0 {
-			c.deps.Metrics.Closed(code)
-		}
 		c.ws.CloseNow()
 		return
 	}
-	c.deps.Metrics.Closed(code)
 	c.ws.Close(websocket.StatusCode(code), code.Reason())
 }
 

@@ -3,11 +3,14 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,7 +158,11 @@ func dialWith(t *testing.T, r *replica, o dialOpt) *client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, r.ws+o.query, &websocket.DialOptions{HTTPHeader: o.header})
+	dopts := &websocket.DialOptions{HTTPHeader: o.header}
+	if o.noRead {
+		dopts.HTTPClient = smallWindowClient()
+	}
+	ws, _, err := websocket.Dial(ctx, r.ws+o.query, dopts)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -173,6 +180,19 @@ func dialWith(t *testing.T, r *replica, o dialOpt) *client {
 		}
 	})
 	return c
+}
+
+// smallWindowClient dials with a 4 KiB receive buffer, so that a client
+// that never reads fills the server's queue after kilobytes, not megabytes.
+func smallWindowClient() *http.Client {
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return err
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 }
 
 func (c *client) readLoop() {
@@ -318,3 +338,24 @@ func publishHTTP(t *testing.T, r *replica, room, data string) protocol.PublishRe
 	return res
 }
 
+// metric returns the value of one series of the replica's /metrics, or -1
+// when it is absent.
+func metric(t *testing.T, r *replica, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(r.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
