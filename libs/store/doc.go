@@ -19,8 +19,8 @@
 //   - window, probation, protected: TinyLFU's three LRU regions.
 //   - candidate: the entry TinyLFU moved out of the window last, which
 //     must beat the victim's frequency to stay.
-//   - sketch: TinyLFU's count-min estimate of recent key frequency, with a
-//     doorkeeper for first sightings and periodic aging.
+//   - sketch: TinyLFU's count-min estimate of recent key frequency, aged
+//     by halving every counter periodically.
 //   - hill climber: TinyLFU's tuner of the window's share of the entries.
 //   - wheel: a shard's hierarchical timing wheel of entries with a TTL.
 //   - reclaimer: the goroutine that advances the wheels once per

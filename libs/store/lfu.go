@@ -65,8 +65,6 @@ func (p *lfu[K, V]) hit(e *entry[K, V]) {
 
 func (p *lfu[K, V]) update(e *entry[K, V]) { p.hit(e) }
 
-func (p *lfu[K, V]) miss(uint64) {}
-
 func (p *lfu[K, V]) remove(e *entry[K, V]) {
 	b := e.bucket
 	b.items.remove(e)

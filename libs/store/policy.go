@@ -1,6 +1,9 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Policy names an eviction rule.
 type Policy string
@@ -31,8 +34,6 @@ type policy[K comparable, V any] interface {
 	hit(e *entry[K, V])
 	// update records a Set of a key already present.
 	update(e *entry[K, V])
-	// miss records a read of a key that is not in the shard.
-	miss(hash uint64)
 	// remove forgets e, whatever the reason it leaves.
 	remove(e *entry[K, V])
 	// victim returns the entry to evict next, or nil when there is none.
@@ -43,7 +44,7 @@ type policy[K comparable, V any] interface {
 	clear()
 }
 
-func newPolicy[K comparable, V any](p Policy, maxEntries int) policy[K, V] {
+func newPolicy[K comparable, V any](p Policy, maxEntries int, hits, misses *atomic.Uint64) policy[K, V] {
 	switch p {
 	case LRU:
 		return newLRU[K, V](false)
@@ -52,7 +53,7 @@ func newPolicy[K comparable, V any](p Policy, maxEntries int) policy[K, V] {
 	case LFU:
 		return newLFU[K, V]()
 	default:
-		return newTinyLFU[K, V](maxEntries)
+		return newTinyLFU[K, V](maxEntries, hits, misses)
 	}
 }
 
@@ -77,7 +78,6 @@ func (p *lru[K, V]) hit(e *entry[K, V]) {
 }
 
 func (p *lru[K, V]) update(e *entry[K, V])            { p.hit(e) }
-func (p *lru[K, V]) miss(uint64)                      {}
 func (p *lru[K, V]) remove(e *entry[K, V])            { p.l.remove(e) }
 func (p *lru[K, V]) victim(*entry[K, V]) *entry[K, V] { return p.l.back() }
 func (p *lru[K, V]) clear()                           { p.l.init() }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,54 +26,128 @@ type shard[K comparable, V any] struct {
 	// read-only after newShard
 	maxEntries int   // 0 = none
 	maxBytes   int64 // 0 = none
+	reads      readMode
 
-	mu          sync.Mutex
+	// safe on their own
+	hits, misses atomic.Uint64
+	buf          readBuffer[K, V] // reads waiting for the policy (readBuffered)
+
+	mu          sync.RWMutex
 	items       map[K]*entry[K, V] // guarded by mu
 	pol         policy[K, V]       // guarded by mu
 	wheel       *wheel[K, V]       // guarded by mu; nil until a TTL is used
 	bytes       int64              // guarded by mu
-	hits        uint64             // guarded by mu
-	misses      uint64             // guarded by mu
 	evictions   uint64             // guarded by mu
 	expirations uint64             // guarded by mu
+	_           [64]byte           // keeps the next shard's lock off this line
 }
 
+// readMode says how Get tells the policy about a hit.
+type readMode uint8
+
+const (
+	// readLocked takes the write lock and updates the policy at once:
+	// exact LRU and LFU.
+	readLocked readMode = iota
+	// readShared takes the read lock only: FIFO, which reads do not move.
+	readShared
+	// readBuffered takes the read lock and records the hit in the lossy
+	// read buffer, applied to the policy later under the write lock:
+	// TinyLFU, which is approximate anyway.
+	readBuffered
+)
+
 func newShard[K comparable, V any](p Policy, maxEntries int, maxBytes int64) *shard[K, V] {
-	return &shard[K, V]{
+	sh := &shard[K, V]{
 		maxEntries: maxEntries,
 		maxBytes:   maxBytes,
 		items:      make(map[K]*entry[K, V]),
-		pol:        newPolicy[K, V](p, maxEntries),
 	}
+	switch p {
+	case FIFO:
+		sh.reads = readShared
+	case TinyLFU:
+		sh.reads = readBuffered
+	}
+	sh.pol = newPolicy[K, V](p, maxEntries, &sh.hits, &sh.misses)
+	return sh
 }
 
-func (sh *shard[K, V]) get(s *Store[K, V], key K, h uint64, wantTTL bool, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+func (sh *shard[K, V]) get(s *Store[K, V], key K, wantTTL bool, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+	if sh.reads == readLocked {
+		return sh.getLocked(s, key, evs)
+	}
 	var zero V
-	sh.mu.Lock()
+	sh.mu.RLock()
 	e, ok := sh.items[key]
 	if !ok {
-		sh.misses++
-		sh.pol.miss(h)
-		sh.mu.Unlock()
+		sh.mu.RUnlock()
+		sh.misses.Add(1)
+		return zero, 0, false, evs
+	}
+	v, expire := e.value, e.expire
+	sh.mu.RUnlock()
+	var ttl time.Duration
+	if expire != 0 {
+		now := s.now()
+		if expire <= now {
+			return sh.getLocked(s, key, evs) // expire it under the write lock
+		}
+		ttl = time.Duration(expire - now)
+	}
+	sh.hits.Add(1)
+	if sh.reads == readBuffered && sh.buf.add(e) {
+		sh.drainReads()
+	}
+	return v, ttl, true, evs
+}
+
+// getLocked is Get under the write lock: it updates the policy at once
+// and removes the entry if it has expired.
+func (sh *shard[K, V]) getLocked(s *Store[K, V], key K, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+	var zero V
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.items[key]
+	if !ok {
+		sh.misses.Add(1)
 		return zero, 0, false, evs
 	}
 	var ttl time.Duration
 	if e.expire != 0 {
 		now := s.now()
 		if e.expire <= now {
-			sh.misses++
-			sh.pol.miss(h)
-			evs = sh.expireLocked(s, e, evs)
-			sh.mu.Unlock()
-			return zero, 0, false, evs
+			sh.misses.Add(1)
+			return zero, 0, false, sh.expireLocked(s, e, evs)
 		}
 		ttl = time.Duration(e.expire - now)
 	}
-	sh.hits++
+	sh.hits.Add(1)
 	sh.pol.hit(e)
-	v := e.value
+	return e.value, ttl, true, evs
+}
+
+// drainReads applies the buffered reads if the write lock is free; a busy
+// lock means a writer that drains them itself.
+func (sh *shard[K, V]) drainReads() {
+	if !sh.mu.TryLock() {
+		return
+	}
+	sh.drainReadsLocked()
 	sh.mu.Unlock()
-	return v, ttl, true, evs
+}
+
+// drainReadsLocked applies the buffered reads of entries still present.
+// Caller must hold mu.
+func (sh *shard[K, V]) drainReadsLocked() {
+	if sh.reads != readBuffered {
+		return
+	}
+	sh.buf.drain(func(e *entry[K, V]) {
+		if e.queue != 0 { // still in the shard
+			sh.pol.hit(e)
+		}
+	})
 }
 
 func (sh *shard[K, V]) set(s *Store[K, V], key K, v V, h uint64, size, expire int64, evs []Event[K]) ([]Event[K], error) {
@@ -81,6 +156,7 @@ func (sh *shard[K, V]) set(s *Store[K, V], key K, v V, h uint64, size, expire in
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.drainReadsLocked()
 	var added *entry[K, V]
 	if e, ok := sh.items[key]; ok {
 		sh.replaceLocked(s, e, v, size, expire)

@@ -3,16 +3,15 @@ package store
 import "math/bits"
 
 // sketch estimates how often a key hash was seen recently: a count-min
-// sketch of 4-bit counters (four counters per key, all in one 64-byte
-// block) behind a doorkeeper, a Bloom filter that takes a key's first
-// sighting so that keys seen once never reach the counters. Aging halves
-// every counter and clears the doorkeeper after sampleSize additions, so
-// old popularity fades.
+// sketch of 4-bit counters, four counters per key, all in one 64-byte
+// block so an update touches one cache line. Aging halves every counter
+// after sampleSize (ten times the capacity) additions, so old popularity
+// fades. There is no doorkeeper (a Bloom filter for first sightings): it
+// saves sketch memory only if the sketch is shrunk to match, and on the
+// loop trace of docs/benchmarks.md it cost up to two points of hit ratio.
 type sketch struct {
 	table      []uint64 // blocks of 8 words, 16 counters per word
 	blockMask  uint64
-	door       []uint64 // doorkeeper bits
-	doorMask   uint64
 	capacity   int // keys the sketch is sized for
 	limit      int // largest capacity it may grow to; 0 = none
 	additions  int
@@ -43,9 +42,6 @@ func (s *sketch) grow(n int) {
 	blocks := max(words/8, 1)
 	s.table = make([]uint64, blocks*8)
 	s.blockMask = uint64(blocks - 1)
-	doorWords := max(nextPow2(c)/8, 1) // 8 doorkeeper bits a key
-	s.door = make([]uint64, doorWords)
-	s.doorMask = uint64(doorWords*64 - 1)
 	s.capacity = c
 	s.sampleSize = 10 * c
 	s.additions = 0
@@ -65,10 +61,6 @@ func (s *sketch) increment(h uint64) {
 		return
 	}
 	x := spread(h)
-	if !s.doorAdd(x) {
-		s.tick()
-		return
-	}
 	block := (x & s.blockMask) * 8
 	y := x >> 32
 	added := false
@@ -88,10 +80,6 @@ func (s *sketch) increment(h uint64) {
 // raise sets the counters of hash h to at least count.
 func (s *sketch) raise(h uint64, count int) {
 	x := spread(h)
-	if count > 0 {
-		s.doorAdd(x)
-		count--
-	}
 	count = min(count, maxCount)
 	block := (x & s.blockMask) * 8
 	y := x >> 32
@@ -104,7 +92,7 @@ func (s *sketch) raise(h uint64, count int) {
 	}
 }
 
-// estimate returns the counted sightings of hash h, at most maxCount+1.
+// estimate returns the counted sightings of hash h, at most maxCount.
 func (s *sketch) estimate(h uint64) int {
 	if s.table == nil {
 		return 0
@@ -118,9 +106,6 @@ func (s *sketch) estimate(h uint64) int {
 		shift := ((y >> (i*8 + 1)) & 15) * 4
 		least = min(least, int((s.table[w]>>shift)&15))
 	}
-	if s.doorHas(x) {
-		least++
-	}
 	return least
 }
 
@@ -131,29 +116,12 @@ func (s *sketch) tick() {
 	}
 }
 
-// age halves every counter and clears the doorkeeper.
+// age halves every counter.
 func (s *sketch) age() {
 	for i, w := range s.table {
 		s.table[i] = (w >> 1) & resetMask
 	}
-	clear(s.door)
 	s.additions /= 2
-}
-
-// doorAdd sets x's two doorkeeper bits and reports whether both were set.
-func (s *sketch) doorAdd(x uint64) bool {
-	a, b := (x>>8)&s.doorMask, (x>>36)&s.doorMask
-	wa, ba := a/64, uint64(1)<<(a%64)
-	wb, bb := b/64, uint64(1)<<(b%64)
-	seen := s.door[wa]&ba != 0 && s.door[wb]&bb != 0
-	s.door[wa] |= ba
-	s.door[wb] |= bb
-	return seen
-}
-
-func (s *sketch) doorHas(x uint64) bool {
-	a, b := (x>>8)&s.doorMask, (x>>36)&s.doorMask
-	return s.door[a/64]&(1<<(a%64)) != 0 && s.door[b/64]&(1<<(b%64)) != 0
 }
 
 // nextPow2 returns the least power of two at least n (n >= 1).

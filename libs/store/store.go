@@ -250,9 +250,9 @@ func (s *Store[K, V]) GetWithTTL(key K) (v V, ttl time.Duration, ok bool) {
 }
 
 func (s *Store[K, V]) get(key K, wantTTL bool) (V, time.Duration, bool) {
-	sh, h := s.shardOf(key)
+	sh, _ := s.shardOf(key)
 	var buf [1]Event[K]
-	v, ttl, ok, evs := sh.get(s, key, h, wantTTL, buf[:0])
+	v, ttl, ok, evs := sh.get(s, key, wantTTL, buf[:0])
 	s.emit(evs)
 	return v, ttl, ok
 }
@@ -325,8 +325,8 @@ func (s *Store[K, V]) Stats() Stats {
 	st := Stats{MaxEntries: s.maxEntries, MaxBytes: s.maxBytes, Policy: s.policy}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		st.Hits += sh.hits
-		st.Misses += sh.misses
+		st.Hits += sh.hits.Load()
+		st.Misses += sh.misses.Load()
 		st.Evictions += sh.evictions
 		st.Expirations += sh.expirations
 		st.Entries += len(sh.items)

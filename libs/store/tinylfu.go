@@ -1,5 +1,7 @@
 package store
 
+import "sync/atomic"
+
 // tinyLFU is W-TinyLFU: new entries enter a small LRU window; an entry
 // pushed out of the window becomes the candidate that must beat the main
 // region's victim, by the sketch's frequency estimate, to stay. The main
@@ -18,10 +20,12 @@ type tinyLFU[K comparable, V any] struct {
 	windowFrac float64
 	rng        uint64
 
-	// hill climber
-	hits, misses int
-	prevRate     float64
-	step         float64
+	// hill climber: the shard's read counters, and their values at the
+	// end of the last sample
+	hits, misses             *atomic.Uint64
+	sampleHits, sampleMisses uint64
+	prevRate                 float64
+	step                     float64
 }
 
 const (
@@ -39,8 +43,8 @@ const (
 	minClimbSamples = 1024
 )
 
-func newTinyLFU[K comparable, V any](maxEntries int) *tinyLFU[K, V] {
-	p := &tinyLFU[K, V]{rng: 0x9E3779B97F4A7C15}
+func newTinyLFU[K comparable, V any](maxEntries int, hits, misses *atomic.Uint64) *tinyLFU[K, V] {
+	p := &tinyLFU[K, V]{rng: 0x9E3779B97F4A7C15, hits: hits, misses: misses}
 	p.sk.limit = maxEntries
 	p.clear()
 	return p
@@ -53,7 +57,8 @@ func (p *tinyLFU[K, V]) clear() {
 	p.n = 0
 	p.candidate = nil
 	p.windowFrac = initialWindow
-	p.hits, p.misses, p.prevRate = 0, 0, 0
+	p.sampleHits, p.sampleMisses = p.hits.Load(), p.misses.Load()
+	p.prevRate = 0
 	p.step = -climbStep
 }
 
@@ -67,6 +72,7 @@ func (p *tinyLFU[K, V]) add(e *entry[K, V]) {
 	}
 	p.sk.increment(e.hash)
 	p.shrinkWindow()
+	p.climb()
 }
 
 // growSketch doubles the sketch and carries over the estimates of the
@@ -98,17 +104,11 @@ func (p *tinyLFU[K, V]) shrinkWindow() {
 }
 
 func (p *tinyLFU[K, V]) hit(e *entry[K, V]) {
-	p.hits++
 	p.touch(e)
 	p.climb()
 }
 
 func (p *tinyLFU[K, V]) update(e *entry[K, V]) { p.touch(e) }
-
-func (p *tinyLFU[K, V]) miss(uint64) {
-	p.misses++
-	p.climb()
-}
 
 // touch counts a use of e and moves it up its region.
 func (p *tinyLFU[K, V]) touch(e *entry[K, V]) {
@@ -205,11 +205,12 @@ func (p *tinyLFU[K, V]) admit(c, v *entry[K, V]) bool {
 
 // climb adjusts the window's share once per sample of reads.
 func (p *tinyLFU[K, V]) climb() {
-	total := p.hits + p.misses
-	if total < max(minClimbSamples, p.sk.sampleSize) {
+	h, m := p.hits.Load(), p.misses.Load()
+	hits, total := h-p.sampleHits, h-p.sampleHits+m-p.sampleMisses
+	if total < uint64(max(minClimbSamples, p.sk.sampleSize)) {
 		return
 	}
-	rate := float64(p.hits) / float64(total)
+	rate := float64(hits) / float64(total)
 	change := rate - p.prevRate
 	amount := p.step
 	if change < 0 {
@@ -225,5 +226,5 @@ func (p *tinyLFU[K, V]) climb() {
 		p.step = amount * climbDecay
 	}
 	p.prevRate = rate
-	p.hits, p.misses = 0, 0
+	p.sampleHits, p.sampleMisses = h, m
 }

@@ -1,0 +1,39 @@
+package store
+
+import "sync/atomic"
+
+// readBufferSize is the number of reads a shard buffers before a reader
+// tries to apply them (a power of two).
+const readBufferSize = 64
+
+// readBuffer is a lossy ring of entries that were read, for a policy that
+// can take its hits late and can lose a few: readers add without a lock,
+// and whoever holds the shard's write lock drains. When readers lap the
+// drainer, an older read is overwritten and lost.
+type readBuffer[K comparable, V any] struct {
+	head  atomic.Uint64 // slots taken by readers so far
+	tail  uint64        // slots drained so far; guarded by the shard's mu
+	slots [readBufferSize]atomic.Pointer[entry[K, V]]
+}
+
+// add records a read of e and reports whether the buffer has filled a
+// round, the reader's cue to drain it.
+func (b *readBuffer[K, V]) add(e *entry[K, V]) bool {
+	i := b.head.Add(1)
+	b.slots[i&(readBufferSize-1)].Store(e)
+	return i&(readBufferSize-1) == 0
+}
+
+// drain hands the entries buffered since the last drain to apply, oldest
+// first, and empties their slots. With no reads since, it costs one load.
+// Caller must hold the shard's write lock.
+func (b *readBuffer[K, V]) drain(apply func(*entry[K, V])) {
+	head := b.head.Load()
+	from := max(b.tail, head-min(head, readBufferSize)) + 1
+	for i := from; i <= head; i++ {
+		if e := b.slots[i&(readBufferSize-1)].Swap(nil); e != nil {
+			apply(e)
+		}
+	}
+	b.tail = head
+}
