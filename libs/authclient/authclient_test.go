@@ -32,8 +32,8 @@ type fakeAuth struct {
 	mu        sync.Mutex
 	current   string
 	n         int
-	failNext  int        // transient failures to answer first
-	refuse    bool       // answer UNAUTHENTICATED
+	failNext  int  // transient failures to answer first
+	refuse    bool // answer UNAUTHENTICATED
 	gate      chan struct{}
 	loggedOut []string
 	inFlight  atomic.Int32
