@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -29,13 +33,23 @@ const (
 func benchKey(i int) string { return fmt.Sprintf("key:%05d", i%benchKeys) }
 
 // parallel runs op from benchClients goroutines until b.N operations are
-// done, and reports keys/s. op gets a distinct counter per call.
-func parallel(b *testing.B, keysPerOp int, op func(ctx context.Context, n int) error) {
+// done, and reports keys/s and the CPU time spent per key by this process
+// plus serverCPU (nil when the server is in this process). The CPU figure
+// depends far less than keys/s on what else the machine runs.
+func parallel(b *testing.B, keysPerOp int, serverCPU func() time.Duration, op func(ctx context.Context, n int) error) {
 	b.Helper()
 	ctx := context.Background()
 	b.SetParallelism((benchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	var next atomic.Int64
+	cpu := func() time.Duration {
+		d := processCPU(b)
+		if serverCPU != nil {
+			d += serverCPU()
+		}
+		return d
+	}
 	b.ResetTimer()
+	start := cpu()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := op(ctx, int(next.Add(1))); err != nil {
@@ -44,7 +58,39 @@ func parallel(b *testing.B, keysPerOp int, op func(ctx context.Context, n int) e
 			}
 		}
 	})
-	b.ReportMetric(float64(keysPerOp*b.N)/b.Elapsed().Seconds(), "keys/s")
+	used := cpu() - start
+	keys := float64(keysPerOp * b.N)
+	b.ReportMetric(keys/b.Elapsed().Seconds(), "keys/s")
+	b.ReportMetric(float64(used.Microseconds())/keys, "cpu-us/key")
+}
+
+// processCPU is the user and system time of this process so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the user and system time of redis-server so far, from INFO.
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatalf("redis INFO cpu: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (name == "used_cpu_sys" || name == "used_cpu_user") {
+			f, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				b.Fatalf("redis INFO %s: %q", name, value)
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 func BenchmarkCacheVsRedis(b *testing.B) {
@@ -67,7 +113,7 @@ func benchCache(b *testing.B, value []byte) {
 	fill(b, c, value)
 
 	b.Run("unary-get", func(b *testing.B) {
-		parallel(b, 1, func(ctx context.Context, n int) error {
+		parallel(b, 1, nil, func(ctx context.Context, n int) error {
 			resp, err := c.Get(ctx, &cachev1.GetRequest{Cache: "bench", Key: benchKey(n)})
 			if err == nil && !resp.Found {
 				err = fmt.Errorf("miss on %s", benchKey(n))
@@ -76,13 +122,13 @@ func benchCache(b *testing.B, value []byte) {
 		})
 	})
 	b.Run("unary-set", func(b *testing.B) {
-		parallel(b, 1, func(ctx context.Context, n int) error {
+		parallel(b, 1, nil, func(ctx context.Context, n int) error {
 			_, err := c.Set(ctx, &cachev1.SetRequest{Cache: "bench", Key: benchKey(n), Value: value})
 			return err
 		})
 	})
 	b.Run(fmt.Sprintf("batch-get-%d", batchKeys), func(b *testing.B) {
-		parallel(b, batchKeys, func(ctx context.Context, n int) error {
+		parallel(b, batchKeys, nil, func(ctx context.Context, n int) error {
 			resp, err := c.BatchGet(ctx, &cachev1.BatchGetRequest{Cache: "bench", Keys: batchOfKeys(n)})
 			if err == nil && len(resp.Items) != batchKeys {
 				err = fmt.Errorf("%d items", len(resp.Items))
@@ -91,7 +137,7 @@ func benchCache(b *testing.B, value []byte) {
 		})
 	})
 	b.Run(fmt.Sprintf("batch-set-%d", batchKeys), func(b *testing.B) {
-		parallel(b, batchKeys, func(ctx context.Context, n int) error {
+		parallel(b, batchKeys, nil, func(ctx context.Context, n int) error {
 			_, err := c.BatchSet(ctx, &cachev1.BatchSetRequest{Cache: "bench", Entries: batchOfEntries(n, value)})
 			return err
 		})
@@ -139,18 +185,19 @@ func benchRedis(b *testing.B, value []byte) {
 		}
 	}
 
+	server := func() time.Duration { return redisCPU(b, rdb) }
 	b.Run("get", func(b *testing.B) {
-		parallel(b, 1, func(ctx context.Context, n int) error {
+		parallel(b, 1, server, func(ctx context.Context, n int) error {
 			return rdb.Get(ctx, benchKey(n)).Err()
 		})
 	})
 	b.Run("set", func(b *testing.B) {
-		parallel(b, 1, func(ctx context.Context, n int) error {
+		parallel(b, 1, server, func(ctx context.Context, n int) error {
 			return rdb.Set(ctx, benchKey(n), value, 0).Err()
 		})
 	})
 	b.Run(fmt.Sprintf("get-pipeline-%d", pipeDepth), func(b *testing.B) {
-		parallel(b, pipeDepth, func(ctx context.Context, n int) error {
+		parallel(b, pipeDepth, server, func(ctx context.Context, n int) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i := range pipeDepth {
 					p.Get(ctx, benchKey(n*pipeDepth+i))
@@ -161,7 +208,7 @@ func benchRedis(b *testing.B, value []byte) {
 		})
 	})
 	b.Run(fmt.Sprintf("set-pipeline-%d", pipeDepth), func(b *testing.B) {
-		parallel(b, pipeDepth, func(ctx context.Context, n int) error {
+		parallel(b, pipeDepth, server, func(ctx context.Context, n int) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i := range pipeDepth {
 					p.Set(ctx, benchKey(n*pipeDepth+i), value, 0)
