@@ -10,6 +10,8 @@ require (
 	google.golang.org/grpc v1.85.0
 )
 
+require github.com/coder/websocket v1.8.15 // indirect
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0

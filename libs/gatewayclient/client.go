@@ -1,0 +1,227 @@
+package gatewayclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"switchboard/libs/gatewayclient/protocol"
+)
+
+// TokenSource hands out a current access token.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// Message is a message pushed to one of the client's rooms.
+type Message struct {
+	Room     string
+	Data     json.RawMessage
+	Position protocol.Position
+}
+
+// State is where the client is in its life.
+type State int
+
+// The states.
+const (
+	StateConnecting State = iota + 1
+	StateConnected
+	StateDisconnected
+	StateClosed // Run returned
+)
+
+func (s State) String() string {
+	return [...]string{"", "connecting", "connected", "disconnected", "closed"}[s]
+}
+
+// Event tells a handler what changed.
+type Event struct {
+	State State
+	// CloseCode is the server's close code when disconnected (0: none).
+	CloseCode int
+	// Err is why the connection ended or an attempt failed.
+	Err error
+	// Retry is how long the client waits before the next attempt.
+	Retry time.Duration
+	// Left is a room the server removed the client from, with Reason.
+	Left, Reason string
+	// Refreshed is set when the token was refreshed in-band.
+	Refreshed bool
+}
+
+// Quality grades the latency of the application ping.
+type Quality int
+
+// The grades.
+const (
+	QualityUnknown   Quality = iota
+	QualityExcellent         // under 100 ms
+	QualityGood              // under 300 ms
+	QualityPoor              // 300 ms or more
+)
+
+func (q Quality) String() string {
+	return [...]string{"unknown", "excellent", "good", "poor"}[q]
+}
+
+// Grade returns the quality of a round trip of d.
+func Grade(d time.Duration) Quality {
+	switch {
+	case d < 100*time.Millisecond:
+		return QualityExcellent
+	case d < 300*time.Millisecond:
+		return QualityGood
+	}
+	return QualityPoor
+}
+
+// Options configure New. Zero fields take the default they name.
+type Options struct {
+	URL    string      // ws://host:port/ws; required
+	Tokens TokenSource // required
+	Header http.Header // extra handshake headers (Origin); optional
+
+	OnMessage func(Message)
+	OnEvent   func(Event)
+
+	MinBackoff     time.Duration // first reconnect delay cap; 500 ms
+	MaxBackoff     time.Duration // largest reconnect delay cap; 20 s
+	PingInterval   time.Duration // application ping period; 10 s
+	RefreshMargin  time.Duration // refresh this long before expiry; 30 s
+	RequestTimeout time.Duration // one request; 10 s
+}
+
+// Errors.
+var (
+	ErrNotConnected = errors.New("gatewayclient: not connected")
+	ErrClosed       = errors.New("gatewayclient: closed")
+)
+
+// CloseError ends Run when the server closed with a code that says not to
+// reconnect.
+type CloseError struct{ Code int }
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("gatewayclient: closed by the server with %d (%s); not reconnecting",
+		e.Code, protocol.CloseCode(e.Code).Reason())
+}
+
+// ServerError is an error reply from the gateway.
+type ServerError = protocol.Error
+
+// Client keeps a connection to the gateway.
+type Client struct {
+	// Read-only after construction.
+	opts Options
+	ids  atomic.Uint64
+
+	// Safe on its own.
+	rtt atomic.Int64 // last ping round trip in ns; 0: none yet
+
+	// Guarded by mu.
+	mu      sync.Mutex
+	rooms   map[string]bool // rooms to be in, across reconnects
+	sess    *session        // nil while disconnected
+	state   State
+	expires time.Time
+}
+
+// New returns a client; Run connects it.
+func New(opts Options) *Client {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.MinBackoff, 500*time.Millisecond)
+	def(&opts.MaxBackoff, 20*time.Second)
+	def(&opts.PingInterval, 10*time.Second)
+	def(&opts.RefreshMargin, 30*time.Second)
+	def(&opts.RequestTimeout, 10*time.Second)
+	return &Client{opts: opts, rooms: make(map[string]bool)}
+}
+
+// State returns the current state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Latency returns the last application ping's round trip and its grade.
+func (c *Client) Latency() (time.Duration, Quality) {
+	d := time.Duration(c.rtt.Load())
+	if d == 0 {
+		return 0, QualityUnknown
+	}
+	return d, Grade(d)
+}
+
+// Backoff returns the delay before reconnect attempt n (0-based): a random
+// duration up to min(max, min·2ⁿ), "full jitter".
+func Backoff(n int, lo, hi time.Duration) time.Duration {
+	ceiling := hi
+	if n < 32 && lo<<n < hi && lo<<n > 0 {
+		ceiling = lo << n
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+func (c *Client) emit(e Event) {
+	if e.State != 0 {
+		c.mu.Lock()
+		c.state = e.State
+		c.mu.Unlock()
+	}
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(e)
+	}
+}
+
+// Run connects and keeps the client connected until ctx ends or the server
+// closes with a "do not reconnect" code; it returns why it stopped.
+func (c *Client) Run(ctx context.Context) error {
+	defer c.emit(Event{State: StateClosed})
+	attempt := 0
+	var rejected string // a token the server refused as bad
+	for {
+		c.emit(Event{State: StateConnecting})
+		tok, err := c.opts.Tokens.Token(ctx)
+		if err == nil && tok == rejected {
+			return fmt.Errorf("gatewayclient: the token source returned a refused token again")
+		}
+		var code int
+		if err == nil {
+			var connected bool
+			code, connected, err = c.session(ctx, tok)
+			if connected {
+				attempt = 0
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if code != 0 && !protocol.Reconnect(code) {
+			if code != int(protocol.CloseBadToken) {
+				c.emit(Event{State: StateDisconnected, CloseCode: code, Err: err})
+				return &CloseError{Code: code}
+			}
+			rejected = tok // a fresh token may fix it; the same one never will
+		}
+		wait := Backoff(attempt, c.opts.MinBackoff, c.opts.MaxBackoff)
+		attempt++
+		c.emit(Event{State: StateDisconnected, CloseCode: code, Err: err, Retry: wait})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package gatewayclient is the Go client of the Switchboard gateway. It
+// keeps one WebSocket open: it authenticates with a token from a
+// TokenSource, reconnects with exponential backoff and full jitter, joins
+// its rooms again after every reconnect, refreshes its token in-band before
+// it expires, and measures latency and connection quality with the
+// application ping.
+//
+// Roles:
+//   - Client: the connection manager; Run drives it.
+//   - TokenSource: where tokens come from (the auth client satisfies it).
+//   - Message: a message pushed to one of the client's rooms.
+//   - Event: a state change (connecting, connected, disconnected, a room
+//     left on the server's initiative, a token refreshed).
+//
+// Concurrency: every method of Client is safe for concurrent use. Handlers
+// (OnMessage, OnEvent) are called from the client's reader goroutine, one
+// at a time, in the order frames arrive; they must not block for long and
+// must not wait on a request of the same client.
+package gatewayclient

@@ -1,0 +1,339 @@
+package gatewayclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"switchboard/libs/gatewayclient/protocol"
+)
+
+// session is one WebSocket, from dial to close.
+type session struct {
+	// Read-only after construction.
+	c         *Client
+	ws        *websocket.Conn
+	done      chan struct{} // closed when the reader ends
+	connected chan struct{} // closed on the connected push
+
+	// Guarded by mu.
+	mu      sync.Mutex
+	pending map[uint64]chan protocol.Frame
+	readErr error
+}
+
+// session dials with tok and serves the connection until it ends. It
+// returns the server's close code (0: none), whether the connection got as
+// far as connected, and why it ended.
+func (c *Client) session(ctx context.Context, tok string) (int, bool, error) {
+	h := http.Header{}
+	if c.opts.Header != nil {
+		h = c.opts.Header.Clone()
+	}
+	h.Set("Authorization", "Bearer "+tok)
+	dctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	ws, _, err := websocket.Dial(dctx, c.opts.URL, &websocket.DialOptions{HTTPHeader: h})
+	cancel()
+	if err != nil {
+		return 0, false, fmt.Errorf("dial: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	s := &session{
+		c: c, ws: ws, done: make(chan struct{}), connected: make(chan struct{}),
+		pending: make(map[uint64]chan protocol.Frame),
+	}
+	go s.read()
+
+	connected := s.serve(ctx)
+	c.mu.Lock()
+	if c.sess == s {
+		c.sess = nil
+	}
+	c.mu.Unlock()
+	ws.Close(websocket.StatusNormalClosure, "")
+	<-s.done
+	s.mu.Lock()
+	err = s.readErr
+	s.mu.Unlock()
+	code := int(websocket.CloseStatus(err))
+	if code < 0 {
+		code = 0
+	}
+	return code, connected, err
+}
+
+// serve waits for the connected push, rejoins the rooms, then pings and
+// refreshes until the connection or ctx ends.
+func (s *session) serve(ctx context.Context) bool {
+	select {
+	case <-s.connected:
+	case <-s.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	s.rejoin(ctx)
+	ping := time.NewTicker(s.c.opts.PingInterval)
+	defer ping.Stop()
+	refresh := time.NewTimer(s.c.untilRefresh())
+	defer refresh.Stop()
+	s.ping(ctx)
+	for {
+		select {
+		case <-s.done:
+			return true
+		case <-ctx.Done():
+			return true
+		case <-ping.C:
+			s.ping(ctx)
+		case <-refresh.C:
+			refresh.Reset(s.refresh(ctx))
+		}
+	}
+}
+
+func (c *Client) untilRefresh() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(time.Until(c.expires.Add(-c.opts.RefreshMargin)), 0)
+}
+
+// rejoin joins every room the client wants, dropping those refused.
+func (s *session) rejoin(ctx context.Context) {
+	s.c.mu.Lock()
+	rooms := slices.Collect(maps.Keys(s.c.rooms))
+	s.c.mu.Unlock()
+	for _, room := range rooms {
+		f, err := s.request(ctx, protocol.Request{Type: protocol.TypeJoin, Room: room})
+		if err == nil && f.Error != nil && f.Error.Code != protocol.ErrUnavailable {
+			s.c.forget(room)
+			s.c.emit(Event{Left: room, Reason: string(f.Error.Code)})
+		}
+	}
+}
+
+func (s *session) ping(ctx context.Context) {
+	start := time.Now()
+	ts, _ := json.Marshal(start.UnixMilli())
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePing, TS: ts})
+	if err == nil && f.Error == nil {
+		s.c.rtt.Store(int64(max(time.Since(start), 1)))
+	}
+}
+
+// refresh sends a fresh token and returns when to refresh next.
+func (s *session) refresh(ctx context.Context) time.Duration {
+	retry := max(s.c.opts.RefreshMargin/4, time.Second)
+	tctx, cancel := context.WithTimeout(ctx, s.c.opts.RequestTimeout)
+	tok, err := s.c.opts.Tokens.Token(tctx)
+	cancel()
+	if err != nil {
+		return retry
+	}
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypeRefresh, Token: tok})
+	if err != nil || f.Error != nil {
+		return retry
+	}
+	var res protocol.RefreshResult
+	if json.Unmarshal(f.Result, &res) != nil {
+		return retry
+	}
+	exp := time.UnixMilli(res.ExpiresAt)
+	s.c.mu.Lock()
+	old := s.c.expires
+	s.c.expires = exp
+	s.c.mu.Unlock()
+	if !exp.After(old) { // the source had nothing newer yet
+		return retry
+	}
+	s.c.emit(Event{Refreshed: true})
+	return s.c.untilRefresh()
+}
+
+// request sends req with a fresh id and waits for its reply.
+func (s *session) request(ctx context.Context, req protocol.Request) (protocol.Frame, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.c.opts.RequestTimeout)
+	defer cancel()
+	req.ID = s.c.ids.Add(1)
+	ch := make(chan protocol.Frame, 1)
+	s.mu.Lock()
+	s.pending[req.ID] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, req.ID)
+		s.mu.Unlock()
+	}()
+
+	b, err := json.Marshal(req)
+	if err != nil {
+		return protocol.Frame{}, err
+	}
+	if err := s.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return protocol.Frame{}, fmt.Errorf("send %s: %w", req.Type, err)
+	}
+	select {
+	case f := <-ch:
+		return f, nil
+	case <-s.done:
+		return protocol.Frame{}, ErrNotConnected
+	case <-ctx.Done():
+		return protocol.Frame{}, ctx.Err()
+	}
+}
+
+// read dispatches frames until the connection ends.
+func (s *session) read() {
+	defer close(s.done)
+	for {
+		_, b, err := s.ws.Read(context.Background())
+		if err != nil {
+			s.mu.Lock()
+			s.readErr = err
+			s.mu.Unlock()
+			return
+		}
+		var f protocol.Frame
+		if json.Unmarshal(b, &f) != nil {
+			continue
+		}
+		s.dispatch(f)
+	}
+}
+
+func (s *session) dispatch(f protocol.Frame) {
+	switch f.Type {
+	case protocol.TypeReply:
+		s.mu.Lock()
+		ch := s.pending[f.ID]
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+	case protocol.TypeMessage:
+		if h := s.c.opts.OnMessage; h != nil {
+			h(Message{Room: f.Room, Data: f.Data, Position: protocol.Position{Epoch: f.Epoch, Offset: f.Offset}})
+		}
+	case protocol.TypeConnected:
+		s.onConnected(f)
+	case protocol.TypeLeft:
+		s.c.forget(f.Room)
+		s.c.emit(Event{Left: f.Room, Reason: f.Reason})
+	}
+}
+
+func (s *session) onConnected(f protocol.Frame) {
+	var res protocol.AuthResult
+	if json.Unmarshal(f.Result, &res) != nil {
+		return
+	}
+	s.c.mu.Lock()
+	s.c.expires = time.UnixMilli(res.ExpiresAt)
+	s.c.sess = s
+	s.c.mu.Unlock()
+	select {
+	case <-s.connected:
+	default:
+		close(s.connected)
+	}
+	s.c.emit(Event{State: StateConnected})
+}
+
+func (c *Client) forget(room string) {
+	c.mu.Lock()
+	delete(c.rooms, room)
+	c.mu.Unlock()
+}
+
+func (c *Client) current() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// Join adds room to the client's rooms. While connected it waits for the
+// server's answer and returns a *ServerError when refused; while
+// disconnected it returns nil and the room is joined on connect.
+func (c *Client) Join(ctx context.Context, room string) error {
+	c.mu.Lock()
+	c.rooms[room] = true
+	c.mu.Unlock()
+	s := c.current()
+	if s == nil {
+		return nil
+	}
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypeJoin, Room: room})
+	if err != nil {
+		return err
+	}
+	if f.Error != nil {
+		c.forget(room)
+		return f.Error
+	}
+	return nil
+}
+
+// Leave removes room from the client's rooms.
+func (c *Client) Leave(ctx context.Context, room string) error {
+	c.forget(room)
+	s := c.current()
+	if s == nil {
+		return nil
+	}
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypeLeave, Room: room})
+	if err != nil {
+		return err
+	}
+	if f.Error != nil && f.Error.Code != protocol.ErrNotMember {
+		return f.Error
+	}
+	return nil
+}
+
+// Publish sends data (a JSON value) to a conversation room the client has
+// joined and returns its position.
+func (c *Client) Publish(ctx context.Context, room string, data json.RawMessage) (protocol.Position, error) {
+	s := c.current()
+	if s == nil {
+		return protocol.Position{}, ErrNotConnected
+	}
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePublish, Room: room, Data: data})
+	if err != nil {
+		return protocol.Position{}, err
+	}
+	if f.Error != nil {
+		return protocol.Position{}, f.Error
+	}
+	var res protocol.PublishResult
+	if err := json.Unmarshal(f.Result, &res); err != nil {
+		return protocol.Position{}, errors.New("gatewayclient: malformed publish reply")
+	}
+	return protocol.Position{Epoch: res.Epoch, Offset: res.Offset}, nil
+}
+
+// Ping measures one round trip now, and records it as Latency does.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	s := c.current()
+	if s == nil {
+		return 0, ErrNotConnected
+	}
+	start := time.Now()
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePing, TS: json.RawMessage(`0`)})
+	if err != nil {
+		return 0, err
+	}
+	if f.Error != nil {
+		return 0, f.Error
+	}
+	d := max(time.Since(start), 1)
+	c.rtt.Store(int64(d))
+	return d, nil
+}
