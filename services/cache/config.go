@@ -54,8 +54,8 @@ type Limits struct {
 	// WatchBuffer is the number of events held for one watcher before
 	// further events are dropped. CACHE_WATCH_BUFFER, default 1024.
 	WatchBuffer int
-	// MaxWatchers caps the Watch streams open at once over all caches.
-	// CACHE_MAX_WATCHERS, default 128.
+	// MaxWatchers caps the Watch streams open at once over all caches; 0
+	// refuses every Watch. CACHE_MAX_WATCHERS, default 128.
 	MaxWatchers int
 }
 
