@@ -54,7 +54,7 @@ type secrets struct {
 }
 
 func (s *secrets) add(p *authv1.TokenPair) *authv1.TokenPair {
-	if p != nil {
+	if s != nil && p != nil {
 		s.mu.Lock()
 		s.seen = append(s.seen, p.GetAccessToken(), p.GetRefreshToken())
 		s.mu.Unlock()
@@ -86,7 +86,7 @@ func env(extra map[string]string) map[string]string {
 
 // start runs a replica until the test ends, and checks at cleanup that its
 // logs hold none of the tokens in seen.
-func start(t *testing.T, vars map[string]string, seen *secrets) *replica {
+func start(t testing.TB, vars map[string]string, seen *secrets) *replica {
 	t.Helper()
 	cfg, err := app.Load(config.New(config.Map(vars)))
 	if err != nil {
@@ -121,7 +121,7 @@ func start(t *testing.T, vars map[string]string, seen *secrets) *replica {
 	return r
 }
 
-func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+func dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	conn, err := grpc.NewClient(addr, opts...)
@@ -132,7 +132,7 @@ func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	return conn
 }
 
-func waitServing(t *testing.T, addr string) {
+func waitServing(t testing.TB, addr string) {
 	t.Helper()
 	eventually(t, "replica serving", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -142,7 +142,7 @@ func waitServing(t *testing.T, addr string) {
 }
 
 // eventually polls cond until it holds or 5 seconds pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
@@ -153,7 +153,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -162,7 +162,7 @@ func ctxT(t *testing.T) context.Context {
 func code(err error) codes.Code { return status.Code(err) }
 
 // keyFile writes one shared signing key for replicas of one test.
-func keyFile(t *testing.T) string {
+func keyFile(t testing.TB) string {
 	t.Helper()
 	k, err := token.GenerateKey(token.EdDSA)
 	if err != nil {
@@ -177,7 +177,7 @@ func keyFile(t *testing.T) string {
 }
 
 // login logs the demo user in on an embedded replica.
-func login(t *testing.T, r *replica, seen *secrets) *authv1.TokenPair {
+func login(t testing.TB, r *replica, seen *secrets) *authv1.TokenPair {
 	t.Helper()
 	resp, err := r.client.Login(ctxT(t), &authv1.LoginRequest{Email: app.DemoEmail, Password: app.DemoPassword})
 	if err != nil {
@@ -195,7 +195,7 @@ type backend struct {
 }
 
 // backends returns the memory store and a fresh Redis.
-func backends(t *testing.T) []backend {
+func backends(t testing.TB) []backend {
 	t.Helper()
 	srv := redistest.Start(t)
 	return []backend{
@@ -205,7 +205,7 @@ func backends(t *testing.T) []backend {
 }
 
 // issue opens a session for userID through the trusted call.
-func issue(t *testing.T, r *replica, seen *secrets, userID string) *authv1.TokenPair {
+func issue(t testing.TB, r *replica, seen *secrets, userID string) *authv1.TokenPair {
 	t.Helper()
 	resp, err := r.admin.IssueSession(ctxT(t), &authv1.IssueSessionRequest{UserId: userID})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // watch opens a WatchRevocations stream and waits until it is registered
 // (its headers arrived), so no later revocation can be missed.
-func watch(t *testing.T, r *replica) chan *authv1.WatchRevocationsResponse {
+func watch(t testing.TB, r *replica) chan *authv1.WatchRevocationsResponse {
 	t.Helper()
 	stream, err := r.admin.WatchRevocations(ctxT(t), &authv1.WatchRevocationsRequest{})
 	if err != nil {
@@ -35,7 +35,7 @@ func watch(t *testing.T, r *replica) chan *authv1.WatchRevocationsResponse {
 	return ch
 }
 
-func next(t *testing.T, ch chan *authv1.WatchRevocationsResponse) *authv1.WatchRevocationsResponse {
+func next(t testing.TB, ch chan *authv1.WatchRevocationsResponse) *authv1.WatchRevocationsResponse {
 	t.Helper()
 	select {
 	case m, ok := <-ch:
