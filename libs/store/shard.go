@@ -39,6 +39,7 @@ type shard[K comparable, V any] struct {
 	bytes       int64              // guarded by mu
 	evictions   uint64             // guarded by mu
 	expirations uint64             // guarded by mu
+	spare       *entry[K, V]       // guarded by mu; an evicted entry to reuse
 	_           [64]byte           // keeps the next shard's lock off this line
 }
 
@@ -187,7 +188,13 @@ func (sh *shard[K, V]) replaceLocked(s *Store[K, V], e *entry[K, V], v V, size, 
 
 // addLocked stores a new entry. Caller must hold mu.
 func (sh *shard[K, V]) addLocked(s *Store[K, V], key K, v V, h uint64, size, expire int64) *entry[K, V] {
-	e := &entry[K, V]{key: key, value: v, hash: h, size: size, expire: expire}
+	e := sh.spare
+	if e != nil {
+		sh.spare = nil
+	} else {
+		e = new(entry[K, V])
+	}
+	e.key, e.value, e.hash, e.size, e.expire = key, v, h, size, expire
 	sh.items[key] = e
 	sh.bytes += size
 	sh.pol.add(e)
@@ -231,6 +238,12 @@ func (sh *shard[K, V]) evictLocked(s *Store[K, V], added *entry[K, V], evs []Eve
 		if s.onEvent != nil {
 			evs = append(evs, Event[K]{Kind: EventEvict, Key: e.key})
 		}
+		// The next add reuses the evicted entry: a steady stream of
+		// evicting writes allocates nothing. A lost read of it still in
+		// the read buffer may then count for the new key, which only
+		// TinyLFU, approximate anyway, reads that way.
+		*e = entry[K, V]{}
+		sh.spare = e
 	}
 	return evs
 }
@@ -280,6 +293,7 @@ func (sh *shard[K, V]) clear() {
 	sh.items = make(map[K]*entry[K, V])
 	sh.pol.clear()
 	sh.wheel = nil
+	sh.spare = nil
 	sh.bytes = 0
 }
 
