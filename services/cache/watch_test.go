@@ -135,7 +135,9 @@ func TestWatchEnds(t *testing.T) {
 	watch(t, cctx, c, "items")
 	eventually(t, "one watcher", func() bool { return hub.count.Load() == 1 })
 	cancel()
-	eventually(t, "no watcher", func() bool { return hub.count.Load() == 0 })
+	eventually(t, "no watcher", func() bool {
+		return hub.count.Load() == 0 && ts.svc.api.watchers.Load() == 0
+	})
 
 	// Past the limit, a watcher is refused.
 	first := watch(t, ctx, c, "items")
