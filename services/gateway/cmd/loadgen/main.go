@@ -1,0 +1,89 @@
+// Command loadgen measures a gateway deployment on loopback: it starts a
+// fake auth service and a redis-server of its own, runs gateway replicas
+// (as processes of the built binary, or in this process), connects clients
+// spread over the replicas, each in its user room and one conversation
+// room, publishes through the HTTP publish API at a fixed rate, and prints
+// one JSON report: connection rate, deliveries per second, fan-out latency
+// percentiles, losses, server CPU per delivery and memory per connection.
+//
+// It only ever talks to 127.0.0.1, and every phase is bounded in count and
+// time.
+//
+//	go build -o bin/switchboard-gateway ./services/gateway
+//	go run ./services/gateway/cmd/loadgen -gateway-bin bin/switchboard-gateway \
+//	    -conns 2000 -rooms 200 -rate 1000 -duration 20s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+// params are the command's flags.
+type params struct {
+	mode       string
+	gatewayBin string
+	replicas   int
+	conns      int
+	rooms      int
+	rate       int
+	duration   time.Duration
+	payload    int
+	connectPar int
+}
+
+func main() {
+	var p params
+	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible)")
+	flag.StringVar(&p.gatewayBin, "gateway-bin", "", "gateway binary to run as processes; empty: replicas in this process")
+	flag.IntVar(&p.replicas, "replicas", 2, "gateway replicas (1-4)")
+	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000)")
+	flag.IntVar(&p.rooms, "rooms", 200, "conversation rooms the connections are spread over")
+	flag.IntVar(&p.rate, "rate", 1000, "publishes per second (1-20000)")
+	flag.DurationVar(&p.duration, "duration", 20*time.Second, "publishing time (at most 2m)")
+	flag.IntVar(&p.payload, "payload", 100, "bytes of each message (40-60000)")
+	flag.IntVar(&p.connectPar, "connect-parallel", 32, "connections opened at once (storm: 256)")
+	flag.Parse()
+	if err := p.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.duration+5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, p)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(rep)
+}
+
+func (p *params) check() error {
+	switch {
+	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm":
+		return errors.New("-mode must be idle, fanout or storm")
+	case p.replicas < 1 || p.replicas > 4:
+		return errors.New("-replicas must be 1 to 4")
+	case p.conns < 1 || p.conns > 19000:
+		return errors.New("-conns must be 1 to 19000")
+	case p.rooms < 1 || p.rooms > p.conns:
+		return errors.New("-rooms must be 1 to -conns")
+	case p.rate < 1 || p.rate > 20000:
+		return errors.New("-rate must be 1 to 20000")
+	case p.duration <= 0 || p.duration > 2*time.Minute:
+		return errors.New("-duration must be above 0 and at most 2m")
+	case p.payload < 40 || p.payload > 60000:
+		return errors.New("-payload must be 40 to 60000")
+	}
+	if p.mode == "storm" && p.connectPar == 32 {
+		p.connectPar = 256
+	}
+	return nil
+}

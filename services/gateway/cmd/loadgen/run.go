@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/services/gateway/internal/fakeauth"
+)
+
+// report is the JSON the command prints.
+type report struct {
+	Mode             string  `json:"mode"`
+	GatewayProcesses bool    `json:"gateway_processes"`
+	Replicas         int     `json:"replicas"`
+	Connections      int     `json:"connections"`
+	Rooms            int     `json:"rooms"`
+	ConnectSeconds   float64 `json:"connect_seconds"`
+	ConnectsPerSec   float64 `json:"connects_per_second"`
+	ConnectFailures  int64   `json:"connect_failures"`
+	RSSPerConnection float64 `json:"rss_bytes_per_connection,omitempty"`
+
+	Rate           int     `json:"rate,omitempty"`
+	Seconds        float64 `json:"publish_seconds,omitempty"`
+	PayloadBytes   int     `json:"payload_bytes,omitempty"`
+	Published      int64   `json:"published,omitempty"`
+	PublishErrors  int64   `json:"publish_errors,omitempty"`
+	Expected       int64   `json:"expected_deliveries,omitempty"`
+	Delivered      int64   `json:"deliveries,omitempty"`
+	Lost           int64   `json:"lost,omitempty"`
+	DeliveriesPerS float64 `json:"deliveries_per_second,omitempty"`
+	LatencyMS      *pcts   `json:"latency_ms,omitempty"`
+	ServerCPU      float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPerUS float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	Note           string  `json:"note,omitempty"`
+
+	GoVersion string `json:"go_version"`
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+}
+
+type pcts struct {
+	P50, P90, P99, Max float64
+}
+
+// recorder counts deliveries and their latencies.
+type recorder struct {
+	delivered atomic.Int64
+	mu        sync.Mutex
+	lat       []time.Duration
+}
+
+func (r *recorder) add(d time.Duration) {
+	r.delivered.Add(1)
+	r.mu.Lock()
+	r.lat = append(r.lat, d)
+	r.mu.Unlock()
+}
+
+func (r *recorder) percentiles() *pcts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lat) == 0 {
+		return nil
+	}
+	slices.Sort(r.lat)
+	at := func(q float64) float64 {
+		return float64(r.lat[min(int(q*float64(len(r.lat))), len(r.lat)-1)]) / 1e6
+	}
+	return &pcts{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
+}
+
+func run(ctx context.Context, p params) (*report, error) {
+	fa, err := fakeauth.Start()
+	if err != nil {
+		return nil, err
+	}
+	defer fa.Stop()
+	redisURL, redisPID, stopRedis, err := startRedis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stopRedis()
+
+	var reps []*replica
+	defer func() {
+		for _, r := range reps {
+			r.stop()
+		}
+	}()
+	for range p.replicas {
+		var r *replica
+		if p.gatewayBin != "" {
+			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL)
+		} else {
+			r, err = startInProcess(ctx, fa, redisURL)
+		}
+		if err != nil {
+			return nil, err
+		}
+		reps = append(reps, r)
+	}
+
+	rep := &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
+		Connections: p.conns, Rooms: p.rooms, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), CPUModel: cpuModel()}
+	rec := &recorder{}
+	clients, err := connectAll(ctx, p, fa, reps, rec, rep)
+	defer func() {
+		for _, c := range clients {
+			c.CloseNow()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if p.mode != "fanout" {
+		return rep, nil
+	}
+	publishPhase(ctx, p, reps, redisPID, rec, rep)
+	return rep, nil
+}
+
+// connectAll opens the connections, measures their rate and the replicas'
+// memory per connection.
+func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rec *recorder, rep *report) ([]*websocket.Conn, error) {
+	var before int64
+	for _, r := range reps {
+		before += rssBytes(r.pid)
+	}
+	tokens := make([]string, p.conns)
+	for i := range p.conns {
+		user := "u" + strconv.Itoa(i)
+		tokens[i] = fa.Issue(user, "s"+strconv.Itoa(i), time.Hour)
+		fa.Grant(user, "r"+strconv.Itoa(i%p.rooms))
+	}
+	clients := make([]*websocket.Conn, p.conns)
+	var failures atomic.Int64
+	sem := make(chan struct{}, p.connectPar)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range p.conns {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := connect(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), rec)
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			clients[i] = c
+		})
+	}
+	wg.Wait()
+	rep.ConnectSeconds = time.Since(start).Seconds()
+	rep.ConnectsPerSec = float64(p.conns) / rep.ConnectSeconds
+	rep.ConnectFailures = failures.Load()
+	clients = slices.DeleteFunc(clients, func(c *websocket.Conn) bool { return c == nil })
+
+	if rep.GatewayProcesses {
+		runtime.GC()
+		time.Sleep(2 * time.Second) // let the replicas settle
+		var after int64
+		for _, r := range reps {
+			after += rssBytes(r.pid)
+		}
+		rep.RSSPerConnection = float64(after-before) / float64(max(len(clients), 1))
+	}
+	if rep.ConnectFailures > 0 {
+		return clients, fmt.Errorf("%d connections failed", rep.ConnectFailures)
+	}
+	return clients, nil
+}
+
+// connect opens one client, waits for it to be in its room and starts its
+// reader.
+func connect(ctx context.Context, addr, token, room string, rec *recorder) (*websocket.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, "ws://"+addr+"/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(1 << 20)
+	req, _ := json.Marshal(protocol.Request{ID: 1, Type: protocol.TypeJoin, Room: room})
+	if err := ws.Write(dctx, websocket.MessageText, req); err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	for {
+		_, b, err := ws.Read(dctx)
+		if err != nil {
+			ws.CloseNow()
+			return nil, err
+		}
+		var f protocol.Frame
+		if json.Unmarshal(b, &f) == nil && f.Type == protocol.TypeReply && f.ID == 1 {
+			if f.Error != nil {
+				ws.CloseNow()
+				return nil, f.Error
+			}
+			break
+		}
+	}
+	go read(ws, rec)
+	return ws, nil
+}
+
+type body struct {
+	Seq int64 `json:"seq"`
+	TS  int64 `json:"ts"`
+}
+
+func read(ws *websocket.Conn, rec *recorder) {
+	for {
+		_, b, err := ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var f protocol.Frame
+		var m body
+		if json.Unmarshal(b, &f) != nil || f.Type != protocol.TypeMessage || json.Unmarshal(f.Data, &m) != nil {
+			continue
+		}
+		rec.add(time.Since(time.Unix(0, m.TS)))
+	}
+}
+
+// publishPhase publishes at the rate for the duration and measures what
+// arrived.
+func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, rec *recorder, rep *report) {
+	members := make([]int64, p.rooms)
+	for i := range p.conns {
+		members[i%p.rooms]++
+	}
+	cpu0 := serverCPU(reps, redisPID)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	pad := strings.Repeat("x", max(p.payload-40, 1))
+
+	var published, failed, expected atomic.Int64
+	seqs := make(chan int64, 1024)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for seq := range seqs {
+				room := int(seq % int64(p.rooms))
+				if publishOne(hc, reps[seq%int64(len(reps))].http, room, seq, pad) {
+					published.Add(1)
+					expected.Add(members[room])
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	start := time.Now()
+	pace(ctx, p, start, seqs)
+	close(seqs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	waitSettled(rec, expected.Load())
+	cpu1 := serverCPU(reps, redisPID)
+
+	rep.Rate, rep.Seconds, rep.PayloadBytes = p.rate, elapsed.Seconds(), p.payload
+	rep.Published, rep.PublishErrors = published.Load(), failed.Load()
+	rep.Expected, rep.Delivered = expected.Load(), rec.delivered.Load()
+	rep.Lost = rep.Expected - rep.Delivered
+	rep.DeliveriesPerS = float64(rep.Delivered) / elapsed.Seconds()
+	rep.LatencyMS = rec.percentiles()
+	rep.ServerCPU = cpu1 - cpu0
+	if rep.Delivered > 0 {
+		rep.ServerCPUPerUS = rep.ServerCPU * 1e6 / float64(rep.Delivered)
+	}
+	if !rep.GatewayProcesses {
+		rep.Note = "replicas ran in the load generator's process: CPU includes the clients and the publisher"
+	} else {
+		rep.Note = "server CPU: the gateway processes and redis-server; latency: publish call to client read"
+	}
+}
+
+// pace sends sequence numbers at the rate until the duration is over.
+func pace(ctx context.Context, p params, start time.Time, seqs chan<- int64) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var sent int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			elapsed := now.Sub(start)
+			if elapsed >= p.duration {
+				return
+			}
+			for due := int64(elapsed.Seconds() * float64(p.rate)); sent < due; sent++ {
+				seqs <- sent
+			}
+		}
+	}
+}
+
+func publishOne(hc *http.Client, addr string, room int, seq int64, pad string) bool {
+	data := fmt.Sprintf(`{"seq":%d,"ts":%d,"pad":%q}`, seq, time.Now().UnixNano(), pad)
+	b, _ := json.Marshal(map[string]any{"room": "conversation:r" + strconv.Itoa(room), "data": json.RawMessage(data)})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/publish", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+publishCredential)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitSettled waits until every expected delivery arrived or nothing
+// arrived for two seconds.
+func waitSettled(rec *recorder, expected int64) {
+	last, since := rec.delivered.Load(), time.Now()
+	for rec.delivered.Load() < expected && time.Since(since) < 2*time.Second {
+		time.Sleep(50 * time.Millisecond)
+		if n := rec.delivered.Load(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+}
+
+func serverCPU(reps []*replica, redisPID int) float64 {
+	if reps[0].pid == 0 {
+		return selfCPUSeconds()
+	}
+	total := cpuSeconds(redisPID)
+	for _, r := range reps {
+		total += cpuSeconds(r.pid)
+	}
+	return total
+}
