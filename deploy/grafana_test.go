@@ -47,6 +47,7 @@ var requiredPanels = []string{
 	"Fan-out latency",
 	"Slow consumers disconnected",
 	"Auth latency (p99) by method",
+	"Auth cache hit ratio",
 	"Token cache hit ratio (gateway)",
 	"Cache hit ratio",
 	"Evictions and expirations",
