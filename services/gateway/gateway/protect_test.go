@@ -135,3 +135,22 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	poll(t, "the slow consumer leaves the room", func() bool { return r.g.Hub().Members("conversation:busy") == 1 })
 }
+
+// A peer that does not answer protocol pings is closed with the no-pong
+// code. The client never reads, so it never answers pings.
+func TestNoPong(t *testing.T) {
+	a := startAuth(t)
+	r := startReplica(t, a, "", func(c *gateway.Config) {
+		c.Conn.PingInterval, c.Conn.PingTimeout = 50*time.Millisecond, 50*time.Millisecond
+	})
+	dialWith(t, r, dialOpt{header: http.Header{"Authorization": {"Bearer " + a.Issue("alice", "s1", time.Hour)}}, noRead: true})
+	poll(t, "the close for want of a pong", func() bool {
+		return metric(t, r, `switchboard_gateway_closes_total{code="3004"}`) == 1
+	})
+	reader := dial(t, r, a.Issue("bob", "s2", time.Hour)) // answers pings while it reads
+	reader.connected()
+	time.Sleep(300 * time.Millisecond) // several ping periods
+	if f := reader.call(protocol.Request{Type: protocol.TypePing}); f.Error != nil {
+		t.Fatalf("a reading client was disturbed: %v", f.Error)
+	}
+}

@@ -1,0 +1,48 @@
+package gateway_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/libs/config"
+	"switchboard/services/gateway/gateway"
+)
+
+func TestFromEnv(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		cfg, err := gateway.FromEnv(config.New(config.Map(nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTPAddr != "127.0.0.1:7100" || cfg.RedisURL != "" || cfg.Conn.QueueBytes != 1<<20 ||
+			cfg.Conn.MaxMessageBytes != 64<<10 || cfg.Drain != 10*time.Second || cfg.Conn.PingInterval != 25*time.Second {
+			t.Fatalf("defaults %+v", cfg)
+		}
+	})
+	t.Run("set", func(t *testing.T) {
+		cfg, err := gateway.FromEnv(config.New(config.Map(map[string]string{
+			"GATEWAY_QUEUE_BYTES": "2MiB", "GATEWAY_ALLOWED_ORIGINS": "a.example, *.b.example",
+			"GATEWAY_RATE": "5", "GATEWAY_DRAIN": "30s",
+		})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Conn.QueueBytes != 2<<20 || len(cfg.AllowedOrigins) != 2 || cfg.Conn.Rate != 5 || cfg.Drain != 30*time.Second {
+			t.Fatalf("config %+v", cfg)
+		}
+	})
+	t.Run("every bad variable is named", func(t *testing.T) {
+		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
+			"GATEWAY_QUEUE_BYTES": "lots", "GATEWAY_PING_INTERVAL": "-1s", "GATEWAY_LOG_LEVEL": "loud",
+		})))
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+		}
+	})
+}
