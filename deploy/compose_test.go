@@ -228,7 +228,7 @@ func TestComposeEnvironment(t *testing.T) {
 			}
 			set := map[string]string{}
 			for k, v := range s.Environment {
-				if v != nil {
+				if v != nil { // nil: passed through from the host, unset here
 					set[k] = *v
 				}
 			}
@@ -254,25 +254,29 @@ func checkBalanced(t *testing.T, name string, set map[string]string) {
 	if len(dnsVars) == 0 {
 		return
 	}
-	root := repoRoot(t)
-	found := sourceMentions(t, filepath.Join(root, "services", name), "round_robin") ||
-		sourceMentions(t, filepath.Join(root, "libs"), "round_robin")
+	found := false
+	for _, dir := range binaryPackages(t, name) {
+		found = found || sourceMentions(t, dir, "round_robin")
+	}
 	if !found {
-		t.Errorf("%v name dns:/// targets but neither services/%s nor libs ask for "+
-			"round_robin: every call would go to one replica", dnsVars, name)
+		t.Errorf("%v name dns:/// targets but the %s binary never asks for round_robin: "+
+			"every call would go to one replica", dnsVars, name)
 	}
 }
 
 // checkEnv returns what is wrong with the environment set for a service
-// that reads the variables reads.
+// that reads the variables reads. A variable without a default must be
+// named, if only with an empty value: that says "off" on purpose, where a
+// missing name may be an oversight.
 func checkEnv(reads map[string]envVar, set map[string]string) []string {
 	var problems []string
 	for _, n := range sortedNames(reads) {
 		v := reads[n]
-		value := strings.TrimSpace(set[n])
+		value, isSet := set[n]
+		value = strings.TrimSpace(value)
 		switch {
-		case !v.HasDefault && value == "" && !optionalEnv[n]:
-			problems = append(problems, n+" has no default and is not set (read at "+v.At+")")
+		case !v.HasDefault && !isSet:
+			problems = append(problems, n+" has no default and is not set; set it, to \"\" if off is meant (read at "+v.At+")")
 		case isAddress(n) && pointsAtLoopback(v.Default) && (value == "" || pointsAtLoopback(value)):
 			problems = append(problems, n+" defaults to "+v.Default+", which is the container itself; set it")
 		}
@@ -284,10 +288,6 @@ func checkEnv(reads map[string]envVar, set map[string]string) []string {
 	}
 	return problems
 }
-
-// optionalEnv are variables without a default whose absence is a valid
-// configuration, with the reason.
-var optionalEnv = map[string]bool{}
 
 // isAddress reports whether the variable n names where to listen or what to
 // dial, by the suffix of its name.
@@ -343,7 +343,7 @@ func TestCheckEnv(t *testing.T) {
 	}{
 		{"complete", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_ORIGINS": "http://localhost:8080"}, 0},
 		{"secret missing", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379"}, 1},
-		{"secret blank", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": " "}, 1},
+		{"secret off on purpose", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": ""}, 0},
 		{"loopback kept", map[string]string{"X_ADDR": "127.0.0.1:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s"}, 1},
 		{"loopback default", map[string]string{"X_SECRET": "s"}, 2},
 		{"misspelt", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_LEVLE": "debug"}, 1},

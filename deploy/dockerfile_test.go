@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -168,11 +172,10 @@ func checkRuntimeStage(t *testing.T, s stage, name string) {
 }
 
 // checkCopySources checks that what COPY takes from the build context
-// exists and is not excluded by .dockerignore, which re-includes top-level
-// folders with "!name".
+// exists and is not excluded by .dockerignore.
 func checkCopySources(t *testing.T, root string, s stage) {
 	t.Helper()
-	ignore := string(readFile(t, ".dockerignore"))
+	ignore := dockerignore(t)
 	for _, in := range s.Instr {
 		if in.Cmd != "COPY" || strings.HasPrefix(in.Args, "--from=") {
 			continue
@@ -182,12 +185,81 @@ func checkCopySources(t *testing.T, root string, s stage) {
 			if _, err := os.Stat(filepath.Join(root, src)); err != nil {
 				t.Errorf("line %d: COPY %s: %v", in.Line, src, err)
 			}
-			top, _, _ := strings.Cut(src, "/")
-			if !regexp.MustCompile(`(?m)^!` + regexp.QuoteMeta(top) + `/?$`).MatchString(ignore) {
-				t.Errorf("line %d: COPY %s, but .dockerignore does not re-include %s", in.Line, src, top)
+			if excluded, err := ignore.MatchesOrParentMatches(src); err != nil || excluded {
+				t.Errorf("line %d: COPY %s, which .dockerignore excludes (%v)", in.Line, src, err)
 			}
 		}
 	}
+}
+
+// dockerignore returns the matcher of the repository's .dockerignore, as
+// the Docker builder reads it.
+func dockerignore(t *testing.T) *patternmatcher.PatternMatcher {
+	t.Helper()
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(readFile(t, ".dockerignore")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pm
+}
+
+// TestDockerignore walks the repository and checks the build context the
+// Dockerfiles get: every file a build needs (Go source, go.mod, go.sum and
+// any other file of libs, proto and services, such as embedded assets) is
+// in; tests and everything else (.git, bin, deploy, docs, ...) are out.
+func TestDockerignore(t *testing.T) {
+	root := repoRoot(t)
+	ignore := dockerignore(t)
+	var in, out int
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		excluded, err := ignore.MatchesOrParentMatches(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		needed := slices.Contains([]string{"libs", "proto", "services"}, top) && !buildNeedsNot(rel)
+		switch {
+		case needed && excluded:
+			t.Errorf("%s is needed by the image builds but .dockerignore excludes it", rel)
+		case !needed && !excluded:
+			t.Errorf("%s is sent to the Docker builder but no image needs it", rel)
+		case excluded:
+			out++
+		default:
+			in++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in == 0 || out == 0 {
+		t.Errorf("%d files in the context and %d out: the walk found nothing", in, out)
+	}
+}
+
+// buildNeedsNot reports whether a file under libs, proto or services is
+// one that no image build reads: tests, their data, and build droppings.
+func buildNeedsNot(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	base := filepath.Base(rel)
+	return strings.HasSuffix(base, "_test.go") || strings.Contains("/"+rel, "/testdata/") ||
+		strings.HasPrefix(base, ".") || slices.ContainsFunc([]string{".test", ".out", ".prof"},
+		func(s string) bool { return strings.HasSuffix(base, s) })
 }
 
 // TestModulesBuildAlone checks what the Dockerfiles rely on: each service

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/moby/patternmatcher v0.6.1
 	github.com/prometheus/prometheus v0.309.0
 	go.uber.org/goleak v1.3.0
 	k8s.io/api v0.37.2

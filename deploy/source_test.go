@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // services are the binaries of the repository, each a module under
@@ -328,14 +331,52 @@ func (p *goPackage) defaultOf(r envRead) (has bool, value string) {
 	return true, "" // an expression: assume it yields a value
 }
 
-// serviceEnv returns the variables read by the Go source of
-// services/<name>, by name, and the reads whose name cannot be resolved
-// statically (name variables with literals or constants so that
-// deployments can be checked). Libraries take their settings from their
-// caller, so libs/ is not scanned.
+// serviceEnv returns the variables read by the binary of services/<name>
+// (its main package and every package of the repository it imports, but
+// not other commands of the module such as a load generator), by name, and
+// the reads whose name cannot be resolved statically (name variables with
+// literals or constants so that deployments can be checked).
 func serviceEnv(t testing.TB, name string) (map[string]envVar, []string) {
 	t.Helper()
-	return scanEnv(t, filepath.Join(repoRoot(t), "services", name))
+	root := repoRoot(t)
+	vars := map[string]envVar{}
+	var unresolved []string
+	for _, dir := range binaryPackages(t, name) {
+		if dir == filepath.Join(root, "libs", "config") {
+			continue // the Env itself
+		}
+		for _, p := range loadPackages(t, dir) {
+			if p.dir == dir {
+				unresolved = append(unresolved, p.addReads(root, vars)...)
+			}
+		}
+	}
+	return vars, unresolved
+}
+
+// binaryPackages lists the directories of the repository's packages that
+// the binary of services/<name> is built from.
+func binaryPackages(t testing.TB, name string) []string {
+	t.Helper()
+	root := repoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", "{{.Dir}}", ".")
+	cmd.Dir = filepath.Join(root, "services", name)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps in services/%s: %v", name, err)
+	}
+	var dirs []string
+	for _, dir := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dir, root+string(filepath.Separator)) {
+			dirs = append(dirs, dir)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("services/%s is built from no package of the repository", name)
+	}
+	return dirs
 }
 
 // scanEnv scans the non-test Go source under dir.
@@ -501,13 +542,16 @@ func (ms *metricSource) joins(name string, parts int) bool {
 }
 
 // sourceMentions reports whether a string literal of the non-test Go
-// source under dir contains substr, or the source imports a package whose
+// source in dir (not below it) contains substr, or the source imports a package whose
 // path contains it (google.golang.org/grpc/balancer/roundrobin names
 // round_robin by its constant).
 func sourceMentions(t testing.TB, dir, substr string) bool {
 	t.Helper()
 	alt := strings.ReplaceAll(substr, "_", "")
 	for _, p := range loadPackages(t, dir) {
+		if p.dir != dir {
+			continue
+		}
 		for _, f := range p.files {
 			found := false
 			ast.Inspect(f, func(n ast.Node) bool {
