@@ -48,7 +48,8 @@ func TestComposeLoads(t *testing.T) {
 		want     []string
 	}{
 		{"default", nil, []string{"auth", "auth-keys", "cache", "gateway", "lb", "redis"}},
-		{"monitoring", []string{"monitoring"}, []string{"auth", "auth-keys", "cache", "gateway", "grafana", "lb", "prometheus", "redis"}},
+		{"monitoring", []string{"monitoring"},
+			[]string{"auth", "auth-keys", "cache", "gateway", "grafana", "lb", "prometheus", "redis"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -336,17 +337,34 @@ func TestCheckEnv(t *testing.T) {
 		"X_LEVEL":     {Name: "X_LEVEL", HasDefault: true, Default: "info"},
 		"X_ORIGINS":   {Name: "X_ORIGINS", HasDefault: true, Default: "http://localhost:8080"},
 	}
+	// with returns a complete environment changed by kv (key, value pairs;
+	// a value of "-" removes the key).
+	with := func(kv ...string) map[string]string {
+		env := map[string]string{
+			"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s",
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "-" {
+				delete(env, kv[i])
+			} else {
+				env[kv[i]] = kv[i+1]
+			}
+		}
+		return env
+	}
 	tests := []struct {
 		name     string
 		set      map[string]string
 		problems int
 	}{
-		{"complete", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_ORIGINS": "http://localhost:8080"}, 0},
-		{"secret missing", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379"}, 1},
-		{"secret off on purpose", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": ""}, 0},
-		{"loopback kept", map[string]string{"X_ADDR": "127.0.0.1:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s"}, 1},
-		{"loopback default", map[string]string{"X_SECRET": "s"}, 2},
-		{"misspelt", map[string]string{"X_ADDR": "0.0.0.0:7100", "X_REDIS_URL": "redis://redis:6379", "X_SECRET": "s", "X_LEVLE": "debug"}, 1},
+		{"complete", with(), 0},
+		{"origins on loopback are not addresses", with("X_ORIGINS", "http://localhost:8080"), 0},
+		{"secret missing", with("X_SECRET", "-"), 1},
+		{"secret off on purpose", with("X_SECRET", ""), 0},
+		{"loopback kept", with("X_ADDR", "127.0.0.1:7100"), 1},
+		{"loopback default", with("X_ADDR", "-", "X_REDIS_URL", "-"), 2},
+		{"loopback URL", with("X_REDIS_URL", "redis://user@127.0.0.1:6379"), 1},
+		{"misspelt", with("X_LEVLE", "debug"), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

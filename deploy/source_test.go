@@ -542,9 +542,9 @@ func (ms *metricSource) joins(name string, parts int) bool {
 }
 
 // sourceMentions reports whether a string literal of the non-test Go
-// source in dir (not below it) contains substr, or the source imports a package whose
-// path contains it (google.golang.org/grpc/balancer/roundrobin names
-// round_robin by its constant).
+// source in dir (not below it) contains substr, or substr without its
+// underscores: an import of google.golang.org/grpc/balancer/roundrobin
+// names round_robin by its constant.
 func sourceMentions(t testing.TB, dir, substr string) bool {
 	t.Helper()
 	alt := strings.ReplaceAll(substr, "_", "")
