@@ -23,11 +23,18 @@ var scaled = []string{"gateway", "auth", "cache"}
 // the file: no Docker engine, no network.
 func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, types.Mapping{}, profiles...)
+}
+
+// loadComposeEnv is loadCompose with env as the environment of the
+// `docker compose` command.
+func loadComposeEnv(t *testing.T, env types.Mapping, profiles ...string) *types.Project {
+	t.Helper()
 	root := repoRoot(t)
 	details := types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
-		Environment: types.Mapping{},
+		Environment: env,
 	}
 	p, err := loader.LoadWithContext(context.Background(), details, func(o *loader.Options) {
 		o.Profiles = profiles
@@ -134,6 +141,59 @@ func wantCondition(p *types.Project, dep string) string {
 		return types.ServiceConditionCompletedSuccessfully
 	}
 	return types.ServiceConditionHealthy
+}
+
+// credentialVars hold the one service credential of the compose topology:
+// what gateway presents to auth, what auth expects, what backends present
+// to the publish API and to cache.
+var credentialVars = []struct{ service, name string }{
+	{"auth", "AUTH_SERVICE_CREDENTIAL"},
+	{"gateway", "GATEWAY_AUTH_CREDENTIAL"},
+	{"gateway", "GATEWAY_SERVICE_CREDENTIAL"},
+	{"cache", "CACHE_SERVICE_CREDENTIAL"},
+}
+
+// TestComposeCredentials checks that the credential variables agree (the
+// gateway presents to auth the credential auth expects), and that
+// SWITCHBOARD_SERVICE_CREDENTIAL, when set, replaces the development value
+// everywhere.
+func TestComposeCredentials(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name string
+		env  types.Mapping
+		want string // "": any value, as long as all agree
+	}{
+		{"development default", types.Mapping{}, ""},
+		{"set by the operator", types.Mapping{"SWITCHBOARD_SERVICE_CREDENTIAL": secret}, secret},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadComposeEnv(t, tt.env)
+			first := composeEnv(t, p, credentialVars[0].service, credentialVars[0].name)
+			if first == "" || tt.want != "" && first != tt.want {
+				t.Errorf("auth AUTH_SERVICE_CREDENTIAL = %q, want %q (non-empty)", first, tt.want)
+			}
+			for _, v := range credentialVars[1:] {
+				if got := composeEnv(t, p, v.service, v.name); got != first {
+					t.Errorf("%s %s = %q, want the credential auth has, %q", v.service, v.name, got, first)
+				}
+			}
+		})
+	}
+}
+
+// composeEnv returns the value of variable name in service svc, or "".
+func composeEnv(t *testing.T, p *types.Project, svc, name string) string {
+	t.Helper()
+	s, err := p.GetService(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Environment[name]; v != nil {
+		return *v
+	}
+	return ""
 }
 
 // TestComposeBuilds checks that each service is built from its own
