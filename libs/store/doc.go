@@ -23,6 +23,7 @@
 //     by halving every counter periodically.
 //   - hill climber: TinyLFU's tuner of the window's share of the entries.
 //   - wheel: a shard's hierarchical timing wheel of entries with a TTL.
+//   - read buffer: a shard's lossy ring of TinyLFU hits not yet applied.
 //   - reclaimer: the goroutine that advances the wheels once per
 //     ReclaimInterval and expires at most ReclaimBudget due entries per
 //     shard per tick.
@@ -70,14 +71,27 @@
 //
 // # Concurrency
 //
-// All methods are safe for concurrent use. Each shard has one mutex,
-// held for the map lookup and the policy's O(1) bookkeeping of one call;
-// no call holds two shard locks. Stats and Len visit the shards one at a
-// time, so under concurrent writes they are a sum of per-shard snapshots,
-// each of which respects its shard's limits. OnEvent is called after the
-// shard's lock is released, on the goroutine of the call that caused the
-// event (the reclaimer's goroutine for background expiry); it may call the
-// store, must not block, and sees events of one shard in order but events
-// of different shards in no defined order. Close stops the reclaimer and
-// waits for it to return.
+// All methods are safe for concurrent use. Each shard has one
+// sync.RWMutex; no call holds two shard locks. How a Get takes it depends
+// on the policy:
+//
+//   - LRU and LFU: the write lock, and the policy is updated at once, so
+//     the order of eviction is exact.
+//   - FIFO: the read lock only, since reads do not move an entry.
+//   - TinyLFU: the read lock only; the hit goes into the shard's lossy
+//     read buffer (64 slots), which the next writer, or the reader that
+//     fills a round of it, applies to the policy under the write lock.
+//     When readers outrun the draining, older buffered hits are dropped:
+//     the sketch and the regions see most reads, late, not all. This is
+//     what lets readers of one shard run in parallel; BenchmarkTinyLFU-
+//     ReadPath measures it against the locked path.
+//
+// Set, Delete, Clear and the reclaimer take the write lock. Stats and Len
+// visit the shards one at a time, so under concurrent writes they are a
+// sum of per-shard snapshots, each of which respects its shard's limits.
+// OnEvent is called after the shard's lock is released, on the goroutine
+// of the call that caused the event (the reclaimer's goroutine for
+// background expiry); it may call the store, must not block, and sees
+// the events of one shard in order but those of different shards in no
+// defined order. Close stops the reclaimer and waits for it to return.
 package store

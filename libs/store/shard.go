@@ -289,7 +289,12 @@ func (sh *shard[K, V]) delete(s *Store[K, V], key K, evs []Event[K]) (bool, []Ev
 func (sh *shard[K, V]) clear() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	clear(sh.items)
+	// A reader may still hold an entry it found before the lock and put
+	// it into the read buffer later: mark every entry gone so that the
+	// drain skips it rather than touch the cleared policy's lists.
+	for _, e := range sh.items {
+		e.queue = 0
+	}
 	sh.items = make(map[K]*entry[K, V])
 	sh.pol.clear()
 	sh.wheel = nil

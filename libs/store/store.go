@@ -316,9 +316,9 @@ func (s *Store[K, V]) Clear() {
 func (s *Store[K, V]) Len() int {
 	n := 0
 	for _, sh := range s.shards {
-		sh.mu.Lock()
+		sh.mu.RLock()
 		n += len(sh.items)
-		sh.mu.Unlock()
+		sh.mu.RUnlock()
 	}
 	return n
 }
@@ -328,14 +328,14 @@ func (s *Store[K, V]) Len() int {
 func (s *Store[K, V]) Stats() Stats {
 	st := Stats{MaxEntries: s.maxEntries, MaxBytes: s.maxBytes, Policy: s.policy}
 	for _, sh := range s.shards {
-		sh.mu.Lock()
+		sh.mu.RLock()
 		st.Hits += sh.hits.Load()
 		st.Misses += sh.misses.Load()
 		st.Evictions += sh.evictions
 		st.Expirations += sh.expirations
 		st.Entries += len(sh.items)
 		st.Bytes += sh.bytes
-		sh.mu.Unlock()
+		sh.mu.RUnlock()
 	}
 	return st
 }
