@@ -83,7 +83,7 @@ func origin(raw string) (string, error) {
 }
 
 func csp(connect []string) string {
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"connect-src " + strings.Join(connect, " ") + "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 

@@ -35,6 +35,7 @@ function setState({ state, transport, code, retryIn }) {
   el.textContent = text;
   $('transport').textContent = transport || '-';
   if (state === 'connected') {
+    el.dataset.connects = String(Number(el.dataset.connects || 0) + 1);
     fail(null);
     listConversations();
   }

@@ -1,0 +1,17 @@
+// Package browsertest drives the demo inbox page in headless Chromium
+// against real processes: the auth service and gateway replicas built from
+// this repository with `go build`, sharing a real redis-server.
+//
+// Roles:
+//   - stack: the processes of one test (auth, gateway replicas, Redis),
+//     started on loopback ports and stopped at cleanup.
+//   - browser: one Chromium process; page: one agent's tab in its own
+//     browser context.
+//
+// The tests fail, never skip, when /usr/bin/chromium (or $CHROMIUM) is
+// missing: `.ci/run` installs it. Screenshots go to the folder named by
+// SWITCHBOARD_ARTIFACTS, or to the test's temporary folder.
+//
+// Concurrency: each test owns its stack and browser; tests that wait on
+// token lifetimes run in parallel with the others.
+package browsertest

@@ -1,0 +1,199 @@
+package browsertest
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/libs/redistest"
+	"switchboard/services/gateway/web"
+)
+
+// stackOptions shape one test's processes.
+type stackOptions struct {
+	replicas    int           // gateway replicas; at least 1
+	redis       bool          // share a real redis-server (forced when replicas > 1)
+	accessTTL   time.Duration // AUTH_ACCESS_TTL; zero: auth's default
+	expiryGrace time.Duration // GATEWAY_EXPIRY_GRACE; zero: the gateway's default
+}
+
+// stack is one test's auth, gateway replicas and the pages' origins.
+type stack struct {
+	auth     *authService
+	gateways []*gatewayReplica
+	pages    []*httptest.Server // pages[i] serves the page bound to gateways[i]
+}
+
+func newStack(t *testing.T, opts stackOptions) *stack {
+	t.Helper()
+	s := &stack{}
+	var origins, patterns []string
+	for range opts.replicas {
+		srv := httptest.NewUnstartedServer(nil)
+		t.Cleanup(srv.Close)
+		s.pages = append(s.pages, srv)
+		origin := "http://" + srv.Listener.Addr().String()
+		origins = append(origins, origin)
+		patterns = append(patterns, hostPattern(origin))
+	}
+	s.auth = startAuth(t, authOptions{accessTTL: opts.accessTTL, origins: origins})
+
+	var rs *redistest.Server
+	if opts.redis || opts.replicas > 1 {
+		rs = redistest.Start(t)
+	}
+	for i := range opts.replicas {
+		g := startGateway(t, s.auth, gatewayOptions{redis: rs, expiryGrace: opts.expiryGrace, origins: patterns})
+		s.gateways = append(s.gateways, g)
+		h, err := web.New(web.Options{AuthURL: s.auth.URL(), GatewayURL: g.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.pages[i].Config.Handler = h
+		s.pages[i].Start()
+	}
+	return s
+}
+
+// pageURL is the demo page bound to replica i.
+func (s *stack) pageURL(i int) string { return s.pages[i].URL + "/" }
+
+// gauge reads one unlabelled metric of a replica.
+func gauge(t *testing.T, g *gatewayReplica, name string) string {
+	t.Helper()
+	res, err := http.Get(g.URL() + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return ""
+}
+
+func TestTwoAgentsOnTwoReplicas(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{replicas: 2})
+	bobEmail := s.auth.addUser(t, "bob", demoConversation)
+	b := newBrowser(t)
+
+	agent := b.newPage(t, "agent")
+	agent.login(s.pageURL(0), demoEmail, demoPassword)
+	bob := b.newPage(t, "bob")
+	bob.login(s.pageURL(1), bobEmail, testPassword)
+	for i, g := range s.gateways {
+		if v := gauge(t, g, "switchboard_gateway_connections"); v != "1" {
+			t.Fatalf("replica %d holds %s connections, want 1 (one agent each)", i, v)
+		}
+	}
+
+	for _, p := range []*page{agent, bob} {
+		p.open(demoConversation)
+		p.waitOpen(demoConversation)
+	}
+	agent.send("hello from the agent on replica 1")
+	bob.waitMessage("hello from the agent on replica 1", 10*time.Second)
+	bob.send("hello back from bob on replica 2")
+	agent.waitMessage("hello back from bob on replica 2", 10*time.Second)
+	agent.waitMessage("hello from the agent on replica 1", 10*time.Second)
+
+	for _, p := range []*page{agent, bob} {
+		if tr := p.text("transport"); tr != "websocket" {
+			t.Errorf("%s: transport %q, want websocket", p.name, tr)
+		}
+		p.waitFor("a latency grade", `['excellent', 'good', 'poor'].includes(document.getElementById('quality').dataset.quality)`, 15*time.Second)
+		p.screenshot("conversation")
+	}
+}
+
+func TestReconnectAfterReplicaRestart(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{replicas: 2})
+	room := "conversation:" + demoConversation
+	b := newBrowser(t)
+	agent := b.newPage(t, "agent")
+	agent.login(s.pageURL(0), demoEmail, demoPassword)
+	agent.open(demoConversation)
+	agent.waitOpen(demoConversation)
+	s.gateways[1].publish(t, room, "customer", "before the cut")
+	agent.waitMessage("before the cut", 10*time.Second)
+
+	s.gateways[0].kill()
+	agent.waitFor("disconnected", `document.getElementById('state').dataset.state !== 'connected'`, 10*time.Second)
+	agent.screenshot("disconnected")
+	s.gateways[1].publish(t, room, "customer", "while disconnected")
+	s.gateways[0].start()
+	s.gateways[0].waitReady(t)
+
+	agent.waitConnected(30 * time.Second)
+	// The rejoin reports whether the gateway replayed what was missed.
+	agent.waitFor("the recovery notice", `!document.getElementById('notice').hidden`, 10*time.Second)
+	s.gateways[1].publish(t, room, "customer", "after the reconnect")
+	agent.waitMessage("after the reconnect", 10*time.Second)
+	if got := agent.text("notice"); !strings.Contains(got, "may be missing") {
+		t.Errorf("notice %q: this gateway serves no history, so the page must say messages may be missing", got)
+	}
+	agent.screenshot("reconnected")
+}
+
+func TestStaysConnectedAcrossTokenExpiries(t *testing.T) {
+	t.Parallel()
+	const ttl = time.Minute // auth's shortest access-token lifetime
+	s := newStack(t, stackOptions{replicas: 1, accessTTL: ttl, expiryGrace: 2 * time.Second})
+	b := newBrowser(t)
+	agent := b.newPage(t, "agent")
+	start := time.Now()
+	agent.login(s.pageURL(0), demoEmail, demoPassword)
+	agent.open(demoConversation)
+	agent.waitOpen(demoConversation)
+
+	// Past the expiry of the first three tokens, each of which would have
+	// closed the connection two seconds later without an in-band refresh.
+	past := time.Until(start.Add(2*ttl + 10*time.Second))
+	agent.waitFor("three refreshes", `Number(document.getElementById('refreshes').textContent) >= 3`, 2*ttl+30*time.Second)
+	if past > 0 {
+		time.Sleep(time.Until(start.Add(2*ttl + 10*time.Second)))
+	}
+	connects := eval[string](agent, `document.getElementById('state').dataset.connects`)
+	if connects != "1" || agent.text("state") != "connected" {
+		t.Fatalf("state %q after %s connects, want connected once throughout", agent.text("state"), connects)
+	}
+	agent.send("still here after three tokens")
+	agent.waitMessage("still here after three tokens", 10*time.Second)
+	agent.screenshot("after-expiries")
+}
+
+func TestAgentWithoutAccessCannotOpen(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{replicas: 1})
+	carolEmail := s.auth.addUser(t, "carol")
+	b := newBrowser(t)
+
+	carol := b.newPage(t, "carol")
+	carol.login(s.pageURL(0), carolEmail, testPassword)
+	carol.open(demoConversation)
+	carol.waitFor("the refusal", `document.getElementById('error').textContent.startsWith('forbidden')`, 10*time.Second)
+	if !eval[bool](carol, `document.getElementById('conversation').hidden`) {
+		t.Fatal("the conversation is shown to an agent without access")
+	}
+	carol.screenshot("forbidden")
+
+	agent := b.newPage(t, "agent")
+	agent.login(s.pageURL(0), demoEmail, demoPassword)
+	agent.open(demoConversation)
+	agent.waitOpen(demoConversation)
+	agent.send("for members only")
+	agent.waitMessage("for members only", 10*time.Second)
+	if n := eval[int](carol, `document.querySelectorAll('#messages li').length`); n != 0 {
+		t.Fatalf("the agent without access lists %d messages", n)
+	}
+}
