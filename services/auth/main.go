@@ -1,12 +1,3 @@
-// Command switchboard-auth is the token authority of Switchboard.
-//
-//	switchboard-auth               serve (settings from AUTH_* variables)
-//	switchboard-auth healthcheck   exit 0 if the local replica serves
-//	switchboard-auth createuser -email E [-id ID] [-addr A]
-//	                               add a user; the password is read from
-//	                               the first line of standard input
-//	switchboard-auth genkey [-alg EdDSA|ES256]
-//	                               print a new PKCS #8 signing key
 package main
 
 import (

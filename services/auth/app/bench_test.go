@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -52,7 +53,7 @@ func BenchmarkAuth(b *testing.B) {
 			b.Run("validate_cold", func(b *testing.B) {
 				tokens := make([]string, b.N)
 				for i := range tokens {
-					p, err := r.svc.Authority.IssueSession(ctx, "u-cold")
+					p, err := r.svc.Authority.IssueSession(ctx, fmt.Sprintf("u-cold-%d", i))
 					if err != nil {
 						b.Fatal(err)
 					}

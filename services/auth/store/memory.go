@@ -22,8 +22,9 @@ type memSession struct {
 	rotated   time.Time
 }
 
-// Memory is the in-process Store of the embedded default. Expired sessions
-// are dropped when they are next looked at or their user logs in again.
+// Memory is the in-process Store of the embedded default. An expired
+// session is dropped when it is next looked at, or found by the pruning of
+// its user's next new session; until then it holds memory.
 type Memory struct {
 	mu       sync.Mutex
 	closed   bool
@@ -101,11 +102,17 @@ func (m *Memory) CreateSession(_ context.Context, s Session, refresh Hash) error
 	return nil
 }
 
-// pruneLocked drops a user's expired sessions. Caller must hold mu.
+// pruneLocked looks at up to 8 of a user's sessions and drops the expired
+// ones, so that the work per new session stays bounded. Caller must hold
+// mu.
 func (m *Memory) pruneLocked(userID string, now time.Time) {
+	n := 0
 	for id := range m.byUser[userID] {
 		if s, ok := m.sessions[id]; !ok || !now.Before(s.Expires) {
 			m.dropLocked(id, userID)
+		}
+		if n++; n == 8 {
+			return
 		}
 	}
 }

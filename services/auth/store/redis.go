@@ -23,7 +23,9 @@ import (
 //	<p>sess:<id>         hash  user, created, expires (unix ms), cur, prev,
 //	                           old (older hashes, 32 bytes each), sealed,
 //	                           rotated; expires with the session
-//	<p>usess:<user>      set   session ids
+//	<p>usess:<user>      set   session ids; each new session drops up to
+//	                           8 ended ones picked at random, so the set
+//	                           stays near the number of live sessions
 //	<p>members:<conv>    set   user ids
 //	<p>convs:<user>      set   conversation ids
 //	<p>revocations       pub/sub channel of events, JSON
@@ -102,7 +104,7 @@ var createSessionScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'user', ARGV[1], 'created', ARGV[2], 'expires', ARGV[3], 'cur', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+for _, sid in ipairs(redis.call('SRANDMEMBER', KEYS[2], 8)) do
   if redis.call('EXISTS', ARGV[5] .. sid) == 0 then redis.call('SREM', KEYS[2], sid) end
 end
 redis.call('SADD', KEYS[2], ARGV[6])

@@ -1,6 +1,3 @@
-// Package storetest is the one test suite every store.Store implementation
-// must pass. Run it from the implementation's tests with a constructor that
-// returns a fresh, empty store.
 package storetest
 
 import (
