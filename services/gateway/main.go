@@ -14,6 +14,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"time"
 
@@ -72,6 +74,9 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 	if err != nil {
 		httpLis.Close()
 		return fmt.Errorf("GATEWAY_GRPC_ADDR: %w", err)
+	}
+	if cfg.DebugAddr != "" {
+		go http.ListenAndServe(cfg.DebugAddr, nil) // net/http/pprof's handlers
 	}
 	broker := "in-process"
 	if cfg.RedisURL != "" {

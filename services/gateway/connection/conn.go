@@ -96,13 +96,19 @@ type Conn struct {
 	deps    Deps
 	log     *slog.Logger
 	limiter *rate.Limiter // reader only
-	wake    chan struct{} // capacity 1: the queue has work
-	renewed chan struct{} // capacity 1: the token's expiry moved
 	authed  chan struct{} // closed once authenticated
-	wg      sync.WaitGroup
-	// writeCtx bounds every write; abort cancels it when Serve ends.
-	writeCtx context.Context
-	abort    context.CancelFunc
+	// wg counts the flusher and a ping in flight; Serve waits for them.
+	wg sync.WaitGroup
+	// writeTimer cuts the connection when one write outlasts the write
+	// timeout; armed around each write. pingTimer and expiryTimer run the
+	// protocol pings and the token's expiry. No goroutine waits on them:
+	// an idle connection holds only its reader.
+	writeTimer  *time.Timer
+	pingTimer   *time.Timer
+	expiryTimer *time.Timer
+
+	// Safe on its own.
+	cut atomic.Bool // the connection was dropped without a close frame
 
 	// Guarded by mu.
 	mu    sync.Mutex
@@ -115,23 +121,35 @@ type Conn struct {
 	queued    int
 	closing   bool
 	closeCode protocol.CloseCode // 0: the peer went away, no close frame
+	flushing  bool               // a flusher goroutine runs
 }
 
 // New wraps an accepted WebSocket. Serve runs it.
 func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
 	cfg = cfg.WithDefaults()
 	id := strconv.FormatUint(lastID.Add(1), 36)
-	wctx, abort := context.WithCancel(context.Background())
-	return &Conn{
+	c := &Conn{
 		id: id, ws: ws, cfg: cfg, deps: deps,
-		log:      deps.Logger.With("connection", id),
-		limiter:  rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
-		wake:     make(chan struct{}, 1),
-		renewed:  make(chan struct{}, 1),
-		authed:   make(chan struct{}),
-		writeCtx: wctx, abort: abort,
-		rooms: make(map[string]struct{}),
+		log:     deps.Logger.With("connection", id),
+		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
+		authed:  make(chan struct{}),
+		rooms:   make(map[string]struct{}),
 	}
+	c.writeTimer = time.AfterFunc(time.Hour, func() {
+		c.Close(protocol.CloseSlowConsumer)
+		c.drop()
+	})
+	c.writeTimer.Stop()
+	c.expiryTimer = time.AfterFunc(time.Hour, c.checkExpiry)
+	c.expiryTimer.Stop()
+	return c
+}
+
+// drop cuts the connection without a close frame: a write stuck on a peer
+// that does not read returns at once.
+func (c *Conn) drop() {
+	c.cut.Store(true)
+	c.ws.CloseNow()
 }
 
 // ID names the connection in logs.
@@ -148,23 +166,25 @@ func (c *Conn) Send(frame []byte, published time.Time) {
 	if c.queued+len(frame) > c.cfg.QueueBytes {
 		c.closeLocked(protocol.CloseSlowConsumer)
 		c.qmu.Unlock()
-		c.poke()
 		// A write stuck on a peer that does not read is cut after a short
 		// grace; a peer that reads slowly gets the close frame before it.
-		time.AfterFunc(slowGrace, c.abort)
+		time.AfterFunc(slowGrace, c.drop)
 		return
 	}
 	c.queue = append(c.queue, item{frame, published})
 	c.queued += len(frame)
+	c.startFlushLocked()
 	c.qmu.Unlock()
-	c.poke()
 }
 
-func (c *Conn) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// startFlushLocked starts a flusher unless one runs. Caller must hold qmu.
+func (c *Conn) startFlushLocked() {
+	if c.flushing {
+		return
 	}
+	c.flushing = true
+	c.wg.Add(1)
+	go c.flush()
 }
 
 // Close closes the connection with code, after the frames already queued
@@ -172,8 +192,8 @@ func (c *Conn) poke() {
 func (c *Conn) Close(code protocol.CloseCode) {
 	c.qmu.Lock()
 	c.closeLocked(code)
+	c.startFlushLocked()
 	c.qmu.Unlock()
-	c.poke()
 }
 
 // slowGrace bounds the wait for a write in flight to a slow consumer.
@@ -223,9 +243,9 @@ func (c *Conn) identity() authn.Identity {
 }
 
 // Serve runs the connection until it closes: the reader on this goroutine,
-// the writer on another. It returns once both have ended and the
-// connection has left every room. Cancelling ctx closes the connection
-// without a close code; the server drains with Close instead.
+// a flusher on another while there is something to write. It returns once
+// both have ended and the connection has left every room. The server
+// drains with Close.
 func (c *Conn) Serve(ctx context.Context, token string) {
 	c.deps.Metrics.Connections.Inc()
 	defer c.deps.Metrics.Connections.Dec()
@@ -233,16 +253,17 @@ func (c *Conn) Serve(ctx context.Context, token string) {
 	defer cancel()
 	c.ws.SetReadLimit(-1) // the reader applies MaxMessageBytes itself
 
-	c.wg.Add(1)
-	go c.writer(ctx)
 	stopAuthTimer := c.authTimer()
+	c.pingTimer = time.AfterFunc(c.cfg.PingInterval, c.ping)
 
 	code := c.read(ctx, token)
 	stopAuthTimer()
 	c.Close(code)
 	c.wg.Wait()
 	cancel()
-	c.abort()
+	c.pingTimer.Stop()
+	c.expiryTimer.Stop()
+	c.writeTimer.Stop()
 	c.cleanup()
 }
 

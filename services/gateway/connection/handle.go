@@ -144,10 +144,7 @@ func (c *Conn) refresh(ctx context.Context, req *protocol.Request) {
 		c.replyError(req.ID, protocol.ErrForbidden, "the token belongs to another user")
 		return
 	}
-	select {
-	case c.renewed <- struct{}{}:
-	default:
-	}
+	c.armExpiry()
 	c.reply(req.ID, protocol.RefreshResult{ExpiresAt: id.Expires.UnixMilli()})
 }
 

@@ -142,7 +142,7 @@ func (c *Conn) authenticate(ctx context.Context, token string, first *protocol.R
 		c.reply(first.ID, res)
 	}
 	c.push(protocol.Frame{Type: protocol.TypeConnected, Result: mustJSON(res)})
-	c.poke() // the writer arms the expiry timer
+	c.armExpiry()
 	return 0
 }
 

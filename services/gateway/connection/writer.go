@@ -9,75 +9,25 @@ import (
 	"switchboard/libs/gatewayclient/protocol"
 )
 
-// writer writes the queue, pings the peer and enforces the token's expiry
-// until the connection closes; then it sends the close frame.
-func (c *Conn) writer(ctx context.Context) {
+// flush writes the queue until it is empty, then ends; a closing
+// connection's last flusher leaves every room and sends the close frame.
+func (c *Conn) flush() {
 	defer c.wg.Done()
-	ping := time.NewTicker(c.cfg.PingInterval)
-	defer ping.Stop()
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
-	defer expiry.Stop()
-	armed := false
-
-	for {
-		select {
-		case <-ctx.Done():
-			c.ws.CloseNow()
-			return
-		case <-c.wake:
-		case <-c.renewed:
-			armed = false
-		case <-ping.C:
-			c.startPing(ctx)
-			continue
-		case <-expiry.C:
-			if c.expired() {
-				c.Close(protocol.CloseTokenExpired)
-			} else {
-				armed = false
-			}
-		}
-		if !armed {
-			armed = c.arm(expiry)
-		}
-		if done := c.flush(); done {
-			return
-		}
-	}
-}
-
-// arm sets the expiry timer to the token's expiry plus the grace, once the
-// connection is authenticated, and reports whether it did.
-func (c *Conn) arm(t *time.Timer) bool {
-	id := c.identity()
-	if id.User == "" {
-		return false
-	}
-	t.Reset(time.Until(id.Expires.Add(c.cfg.ExpiryGrace)))
-	return true
-}
-
-func (c *Conn) expired() bool {
-	return !time.Now().Before(c.identity().Expires.Add(c.cfg.ExpiryGrace))
-}
-
-// flush writes everything queued. When the connection is closing it sends
-// the close frame and reports true.
-func (c *Conn) flush() bool {
 	for {
 		c.qmu.Lock()
 		batch, closing, code := c.queue, c.closing, c.closeCode
 		c.queue, c.queued = nil, 0
+		if len(batch) == 0 && !closing {
+			c.flushing = false
+			c.qmu.Unlock()
+			return
+		}
 		c.qmu.Unlock()
 
-		if len(batch) == 0 && closing {
-			c.cleanup() // no more fan-out to a closing connection
+		if len(batch) == 0 { // closing: flushing stays set, no flusher follows
+			c.cleanup()
 			c.finish(code)
-			return true
-		}
-		if len(batch) == 0 {
-			return false
+			return
 		}
 		if err := c.write(batch); err != nil {
 			c.Close(0)
@@ -87,13 +37,12 @@ func (c *Conn) flush() bool {
 
 func (c *Conn) write(batch []item) error {
 	for _, it := range batch {
-		ctx, cancel := context.WithTimeout(c.writeCtx, c.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageText, it.frame)
-		cancel()
+		// A background ctx keeps coder/websocket from arming a timer of
+		// its own for every write; writeTimer bounds the write instead.
+		c.writeTimer.Reset(c.cfg.WriteTimeout)
+		err := c.ws.Write(context.Background(), websocket.MessageText, it.frame)
+		c.writeTimer.Stop()
 		if err != nil {
-			if c.writeCtx.Err() == nil && ctx.Err() != nil {
-				c.Close(protocol.CloseSlowConsumer)
-			}
 			return err
 		}
 		c.deps.Metrics.MessagesOut.Inc()
@@ -108,26 +57,45 @@ func (c *Conn) write(batch []item) error {
 // finish sends the close frame with code, or drops the connection when
 // code is 0 (the peer is gone) or the connection was cut.
 func (c *Conn) finish(code protocol.CloseCode) {
-	if code == 0 || c.writeCtx.Err() != nil {
+	if code == 0 || c.cut.Load() {
 		c.ws.CloseNow()
 		return
 	}
 	c.ws.Close(websocket.StatusCode(code), code.Reason())
 }
 
-// startPing sends a protocol ping on a short-lived goroutine, unless the
-// connection is closing; no pong within the timeout closes the connection.
-func (c *Conn) startPing(ctx context.Context) {
-	if c.isClosing() {
+// armExpiry sets the expiry timer to the token's expiry plus the grace.
+func (c *Conn) armExpiry() {
+	c.expiryTimer.Reset(time.Until(c.identity().Expires.Add(c.cfg.ExpiryGrace)))
+}
+
+// checkExpiry closes the connection if its token expired more than the
+// grace ago; a refresh may have moved the expiry since the timer was set.
+func (c *Conn) checkExpiry() {
+	if time.Now().Before(c.identity().Expires.Add(c.cfg.ExpiryGrace)) {
+		c.armExpiry()
+		return
+	}
+	c.Close(protocol.CloseTokenExpired)
+}
+
+// ping sends a protocol ping from the timer's goroutine and schedules the
+// next; no pong within the timeout closes the connection.
+func (c *Conn) ping() {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
 		return
 	}
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		pctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
-		defer cancel()
-		if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
-			c.Close(protocol.CloseNoPong)
-		}
-	}()
+	c.qmu.Unlock()
+	defer c.wg.Done()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		c.Close(protocol.CloseNoPong)
+		return
+	}
+	c.pingTimer.Reset(c.cfg.PingInterval)
 }

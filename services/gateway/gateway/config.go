@@ -58,6 +58,9 @@ type Config struct {
 	// GATEWAY_RATE 50 (frames/s), GATEWAY_BURST 100,
 	// GATEWAY_MAX_ROOMS 100.
 	Conn connection.Config
+	// DebugAddr serves net/http/pprof when set; keep it on loopback.
+	// GATEWAY_DEBUG_ADDR, empty: off.
+	DebugAddr string
 	// LogLevel is debug, info, warn or error. GATEWAY_LOG_LEVEL, info.
 	LogLevel string
 }
@@ -79,6 +82,7 @@ func FromEnv(env *config.Env) (Config, error) {
 		Drain:                env.Duration("GATEWAY_DRAIN", 10*time.Second, 0, 10*time.Minute),
 		AuthCacheEntries:     env.Int("GATEWAY_AUTH_CACHE_ENTRIES", 100_000, 1, 10_000_000),
 		AuthCacheTTL:         env.Duration("GATEWAY_AUTH_CACHE_TTL", time.Minute, time.Second, time.Hour),
+		DebugAddr:            env.String("GATEWAY_DEBUG_ADDR", ""),
 		LogLevel:             env.OneOf("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		Conn: connection.Config{
 			MaxMessageBytes: env.Bytes("GATEWAY_MAX_MESSAGE_BYTES", 64<<10, 256, 16<<20),

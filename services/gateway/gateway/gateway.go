@@ -179,17 +179,24 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer g.conns.Done()
-	ws, err := websocket.Accept(w, r, g.accept)
+	ws, err := websocket.Accept(smallBuffers{w}, r, g.accept)
 	if err != nil {
+		g.conns.Done()
 		return // Accept answered the client; its error may quote the request
 	}
+	token := bearerToken(r)
 	c := connection.New(ws, g.cfg.Conn, connection.Deps{
 		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
 	})
 	g.track(c, true)
-	defer g.track(c, false)
-	c.Serve(context.WithoutCancel(r.Context()), bearerToken(r))
+	// The connection runs on a goroutine of its own, so that the request's
+	// goroutine, whose stack grew through the handshake, and the request
+	// itself are released: an idle connection costs one small stack.
+	go func() {
+		defer g.conns.Done()
+		defer g.track(c, false)
+		c.Serve(context.Background(), token)
+	}()
 }
 
 // admit counts a new connection unless the replica is draining.

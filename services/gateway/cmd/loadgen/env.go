@@ -84,14 +84,22 @@ func ready(ctx context.Context, addr string) error {
 }
 
 // startProcess runs the gateway binary with its configuration.
-func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string) (*replica, error) {
+func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, debug bool) (*replica, error) {
 	httpAddr, err1 := freeAddr()
 	grpcAddr, err2 := freeAddr()
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	if debug {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "loadgen: replica %s serves pprof on http://%s/debug/pprof/\n", httpAddr, addr)
+		cmd.Env = append(cmd.Env, "GATEWAY_DEBUG_ADDR="+addr)
+	}
+	cmd.Env = append(append(cmd.Env, os.Environ()...),
 		"GATEWAY_HTTP_ADDR="+httpAddr, "GATEWAY_GRPC_ADDR="+grpcAddr,
 		"AUTH_ADDR="+fa.Addr, "GATEWAY_AUTH_CREDENTIAL="+fakeauth.Credential,
 		"REDIS_URL="+redisURL, "GATEWAY_SERVICE_CREDENTIAL="+publishCredential,

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type params struct {
 	duration   time.Duration
 	payload    int
 	connectPar int
+	cpuProfile string
+	memProfile string
+	debug      bool
 }
 
 func main() {
@@ -48,6 +52,9 @@ func main() {
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "publishing time (at most 2m)")
 	flag.IntVar(&p.payload, "payload", 100, "bytes of each message (40-60000)")
 	flag.IntVar(&p.connectPar, "connect-parallel", 32, "connections opened at once (storm: 256)")
+	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (useful with in-process replicas)")
+	flag.StringVar(&p.memProfile, "memprofile", "", "write a heap profile of this process once connected")
+	flag.BoolVar(&p.debug, "debug", false, "gateway processes serve pprof on a loopback port printed to stderr")
 	flag.Parse()
 	if err := p.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -55,9 +62,19 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.duration+5*time.Minute)
 	defer cancel()
+	if p.cpuProfile != "" {
+		f, err := os.Create(p.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	enc := json.NewEncoder(os.Stdout)

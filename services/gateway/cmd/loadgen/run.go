@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,7 +106,7 @@ func run(ctx context.Context, p params) (*report, error) {
 	for range p.replicas {
 		var r *replica
 		if p.gatewayBin != "" {
-			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL)
+			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL, p.debug)
 		} else {
 			r, err = startInProcess(ctx, fa, redisURL)
 		}
@@ -124,6 +127,9 @@ func run(ctx context.Context, p params) (*report, error) {
 	}()
 	if err != nil {
 		return nil, err
+	}
+	if p.memProfile != "" {
+		writeHeap(p.memProfile)
 	}
 	if p.mode != "fanout" {
 		return rep, nil
@@ -321,6 +327,7 @@ func publishOne(hc *http.Client, addr string, room int, seq int64, pad string) b
 	if err != nil {
 		return false
 	}
+	io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
@@ -346,4 +353,14 @@ func serverCPU(reps []*replica, redisPID int) float64 {
 		total += cpuSeconds(r.pid)
 	}
 	return total
+}
+
+func writeHeap(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	pprof.WriteHeapProfile(f)
 }
