@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"sync/atomic"
-)
+import "fmt"
 
 // Policy names an eviction rule.
 type Policy string
@@ -44,7 +41,7 @@ type policy[K comparable, V any] interface {
 	clear()
 }
 
-func newPolicy[K comparable, V any](p Policy, maxEntries int, hits, misses *atomic.Uint64) policy[K, V] {
+func newPolicy[K comparable, V any](p Policy, maxEntries int, reads func() (hits, misses uint64)) policy[K, V] {
 	switch p {
 	case LRU:
 		return newLRU[K, V](false)
@@ -53,7 +50,7 @@ func newPolicy[K comparable, V any](p Policy, maxEntries int, hits, misses *atom
 	case LFU:
 		return newLFU[K, V]()
 	default:
-		return newTinyLFU[K, V](maxEntries, hits, misses)
+		return newTinyLFU[K, V](maxEntries, reads)
 	}
 }
 

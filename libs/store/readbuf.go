@@ -9,7 +9,10 @@ const readBufferSize = 64
 // readBuffer is a lossy ring of entries that were read, for a policy that
 // can take its hits late and can lose a few: readers add without a lock,
 // and whoever holds the shard's write lock drains. When readers lap the
-// drainer, an older read is overwritten and lost.
+// drainer, an older read is overwritten and lost; a slot whose reader has
+// taken its index but not yet stored may be drained with the entry of the
+// round before, counted twice. head counts every read, lost or not, so it
+// is also the shard's count of buffered hits.
 type readBuffer[K comparable, V any] struct {
 	head  atomic.Uint64 // slots taken by readers so far
 	tail  uint64        // slots drained so far; guarded by the shard's mu
@@ -25,15 +28,25 @@ func (b *readBuffer[K, V]) add(e *entry[K, V]) bool {
 }
 
 // drain hands the entries buffered since the last drain to apply, oldest
-// first, and empties their slots. With no reads since, it costs one load.
-// Caller must hold the shard's write lock.
+// first. Slots are read, not cleared: the indexes say which are new. With
+// no reads since, it costs one load. Caller must hold the shard's write
+// lock.
 func (b *readBuffer[K, V]) drain(apply func(*entry[K, V])) {
 	head := b.head.Load()
 	from := max(b.tail, head-min(head, readBufferSize)) + 1
 	for i := from; i <= head; i++ {
-		if e := b.slots[i&(readBufferSize-1)].Swap(nil); e != nil {
+		if e := b.slots[i&(readBufferSize-1)].Load(); e != nil {
 			apply(e)
 		}
 	}
 	b.tail = head
+}
+
+// reset forgets every buffered read. Caller must hold the shard's write
+// lock.
+func (b *readBuffer[K, V]) reset() {
+	for i := range b.slots {
+		b.slots[i].Store(nil)
+	}
+	b.tail = b.head.Load()
 }

@@ -29,7 +29,7 @@ type shard[K comparable, V any] struct {
 	reads      readMode
 
 	// safe on their own
-	hits, misses atomic.Uint64
+	hits, misses atomic.Uint64    // reads; see hitCount
 	buf          readBuffer[K, V] // reads waiting for the policy (readBuffered)
 
 	mu          sync.RWMutex
@@ -70,8 +70,16 @@ func newShard[K comparable, V any](p Policy, maxEntries int, maxBytes int64) *sh
 	case TinyLFU:
 		sh.reads = readBuffered
 	}
-	sh.pol = newPolicy[K, V](p, maxEntries, &sh.hits, &sh.misses)
+	sh.pol = newPolicy[K, V](p, maxEntries, func() (uint64, uint64) {
+		return sh.hitCount(), sh.misses.Load()
+	})
 	return sh
+}
+
+// hitCount returns the shard's hits: those counted by hits, and the
+// buffered ones, which the read buffer's head counts.
+func (sh *shard[K, V]) hitCount() uint64 {
+	return sh.hits.Load() + sh.buf.head.Load()
 }
 
 func (sh *shard[K, V]) get(s *Store[K, V], key K, wantTTL bool, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
@@ -96,8 +104,9 @@ func (sh *shard[K, V]) get(s *Store[K, V], key K, wantTTL bool, evs []Event[K]) 
 		}
 		ttl = time.Duration(expire - now)
 	}
-	sh.hits.Add(1)
-	if sh.reads == readBuffered && sh.buf.add(e) {
+	if sh.reads != readBuffered {
+		sh.hits.Add(1)
+	} else if sh.buf.add(e) { // counts the hit too
 		sh.drainReads()
 	}
 	return v, ttl, true, evs
@@ -295,6 +304,7 @@ func (sh *shard[K, V]) clear() {
 	for _, e := range sh.items {
 		e.queue = 0
 	}
+	sh.buf.reset()
 	sh.items = make(map[K]*entry[K, V])
 	sh.pol.clear()
 	sh.wheel = nil

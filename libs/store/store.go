@@ -329,7 +329,7 @@ func (s *Store[K, V]) Stats() Stats {
 	st := Stats{MaxEntries: s.maxEntries, MaxBytes: s.maxBytes, Policy: s.policy}
 	for _, sh := range s.shards {
 		sh.mu.RLock()
-		st.Hits += sh.hits.Load()
+		st.Hits += sh.hitCount()
 		st.Misses += sh.misses.Load()
 		st.Evictions += sh.evictions
 		st.Expirations += sh.expirations

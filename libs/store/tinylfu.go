@@ -1,7 +1,5 @@
 package store
 
-import "sync/atomic"
-
 // tinyLFU is W-TinyLFU: new entries enter a small LRU window; an entry
 // pushed out of the window becomes the candidate that must beat the main
 // region's victim, by the sketch's frequency estimate, to stay. The main
@@ -22,7 +20,7 @@ type tinyLFU[K comparable, V any] struct {
 
 	// hill climber: the shard's read counters, and their values at the
 	// end of the last sample
-	hits, misses             *atomic.Uint64
+	reads                    func() (hits, misses uint64)
 	sampleHits, sampleMisses uint64
 	prevRate                 float64
 	step                     float64
@@ -43,8 +41,8 @@ const (
 	minClimbSamples = 1024
 )
 
-func newTinyLFU[K comparable, V any](maxEntries int, hits, misses *atomic.Uint64) *tinyLFU[K, V] {
-	p := &tinyLFU[K, V]{rng: 0x9E3779B97F4A7C15, hits: hits, misses: misses}
+func newTinyLFU[K comparable, V any](maxEntries int, reads func() (hits, misses uint64)) *tinyLFU[K, V] {
+	p := &tinyLFU[K, V]{rng: 0x9E3779B97F4A7C15, reads: reads}
 	p.sk.limit = maxEntries
 	p.clear()
 	return p
@@ -57,7 +55,7 @@ func (p *tinyLFU[K, V]) clear() {
 	p.n = 0
 	p.candidate = nil
 	p.windowFrac = initialWindow
-	p.sampleHits, p.sampleMisses = p.hits.Load(), p.misses.Load()
+	p.sampleHits, p.sampleMisses = p.reads()
 	p.prevRate = 0
 	p.step = -climbStep
 }
@@ -205,7 +203,7 @@ func (p *tinyLFU[K, V]) admit(c, v *entry[K, V]) bool {
 
 // climb adjusts the window's share once per sample of reads.
 func (p *tinyLFU[K, V]) climb() {
-	h, m := p.hits.Load(), p.misses.Load()
+	h, m := p.reads()
 	hits, total := h-p.sampleHits, h-p.sampleHits+m-p.sampleMisses
 	if total < uint64(max(minClimbSamples, p.sk.sampleSize)) {
 		return
