@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,4 +134,57 @@ func BenchmarkRevocationFanout(b *testing.B) {
 	b.ReportMetric(pct(0.5), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(pct(1), "max-µs")
+}
+
+// BenchmarkWarmVersusEmpty interleaves blocks of empty RPCs and of warm
+// Validate calls on one server, so that both see the same load from the
+// rest of the machine, and reports each one's time per call and the
+// throughput of Validate as a share of the empty RPC's. One op is one
+// block of 1000 calls of each kind from 16 goroutines.
+//
+//	go test -run '^$' -bench WarmVersusEmpty -benchtime 40x ./app
+func BenchmarkWarmVersusEmpty(b *testing.B) {
+	r := start(b, env(nil), nil)
+	health := healthpb.NewHealthClient(dial(b, r.svc.GRPCAddr))
+	ctx := context.Background()
+	req := &authv1.ValidateRequest{AccessToken: issue(b, r, nil, "u-warm").GetAccessToken()}
+	empty := func() error { _, err := health.Check(ctx, &healthpb.HealthCheckRequest{}); return err }
+	validate := func() error { _, err := r.client.Validate(ctx, req); return err }
+	block(b, empty, 1000) // warm both paths up
+	block(b, validate, 1000)
+
+	var tEmpty, tValidate time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 { // alternate which goes first
+			tEmpty += block(b, empty, 1000)
+			tValidate += block(b, validate, 1000)
+		} else {
+			tValidate += block(b, validate, 1000)
+			tEmpty += block(b, empty, 1000)
+		}
+	}
+	calls := float64(b.N * 1000)
+	b.ReportMetric(float64(tEmpty.Nanoseconds())/calls, "empty-ns/call")
+	b.ReportMetric(float64(tValidate.Nanoseconds())/calls, "validate-ns/call")
+	b.ReportMetric(100*float64(tEmpty)/float64(tValidate), "validate-%-of-empty")
+}
+
+// block makes n calls from 16 goroutines and returns the wall time.
+func block(b *testing.B, call func() error, n int) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := call(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }

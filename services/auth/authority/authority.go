@@ -81,6 +81,9 @@ type Authority struct {
 	minter   *token.Minter
 	metrics  *metrics
 	dummy    string // a password hash to check against for unknown users
+	// keyPrefix is issuer, NUL, audience, NUL: the start of every tokens
+	// cache key.
+	keyPrefix []byte
 
 	// Caches, nil when disabled; safe on their own.
 	tokens    *bounded.Store[tokenKey, token.Claims]
@@ -122,6 +125,7 @@ func New(opts Options) (*Authority, error) {
 		watchers: map[*Watcher]struct{}{},
 		ready:    make(chan struct{}),
 	}
+	a.keyPrefix = []byte(opts.Issuer + "\x00" + opts.Audience + "\x00")
 	if err := a.newCaches(); err != nil {
 		return nil, err
 	}
