@@ -39,6 +39,7 @@ type report struct {
 	Seconds        float64 `json:"publish_seconds,omitempty"`
 	PayloadBytes   int     `json:"payload_bytes,omitempty"`
 	Published      int64   `json:"published,omitempty"`
+	AchievedRate   float64 `json:"achieved_rate,omitempty"`
 	PublishErrors  int64   `json:"publish_errors,omitempty"`
 	Expected       int64   `json:"expected_deliveries,omitempty"`
 	Delivered      int64   `json:"deliveries,omitempty"`
@@ -46,6 +47,7 @@ type report struct {
 	DeliveriesPerS float64 `json:"deliveries_per_second,omitempty"`
 	LatencyMS      *pcts   `json:"latency_ms,omitempty"`
 	ServerCPU      float64 `json:"server_cpu_seconds,omitempty"`
+	RedisCPU       float64 `json:"redis_cpu_seconds,omitempty"`
 	ServerCPUPerUS float64 `json:"server_cpu_us_per_delivery,omitempty"`
 	Note           string  `json:"note,omitempty"`
 
@@ -245,6 +247,9 @@ func read(ws *websocket.Conn, rec *recorder) {
 	}
 }
 
+// publishers is the number of publish calls in flight at most.
+const publishers = 128
+
 // publishPhase publishes at the rate for the duration and measures what
 // arrived.
 func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, rec *recorder, rep *report) {
@@ -252,14 +257,14 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 	for i := range p.conns {
 		members[i%p.rooms]++
 	}
-	cpu0 := serverCPU(reps, redisPID)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	cpu0, redis0 := serverCPU(reps, redisPID), cpuSeconds(redisPID)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}, Timeout: 10 * time.Second}
 	pad := strings.Repeat("x", max(p.payload-40, 1))
 
 	var published, failed, expected atomic.Int64
 	seqs := make(chan int64, 1024)
 	var wg sync.WaitGroup
-	for range 32 {
+	for range publishers {
 		wg.Go(func() {
 			for seq := range seqs {
 				room := int(seq % int64(p.rooms))
@@ -278,15 +283,16 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 	wg.Wait()
 	elapsed := time.Since(start)
 	waitSettled(rec, expected.Load())
-	cpu1 := serverCPU(reps, redisPID)
+	cpu1, redis1 := serverCPU(reps, redisPID), cpuSeconds(redisPID)
 
 	rep.Rate, rep.Seconds, rep.PayloadBytes = p.rate, elapsed.Seconds(), p.payload
 	rep.Published, rep.PublishErrors = published.Load(), failed.Load()
+	rep.AchievedRate = float64(rep.Published) / elapsed.Seconds()
 	rep.Expected, rep.Delivered = expected.Load(), rec.delivered.Load()
 	rep.Lost = rep.Expected - rep.Delivered
 	rep.DeliveriesPerS = float64(rep.Delivered) / elapsed.Seconds()
 	rep.LatencyMS = rec.percentiles()
-	rep.ServerCPU = cpu1 - cpu0
+	rep.ServerCPU, rep.RedisCPU = cpu1-cpu0, redis1-redis0
 	if rep.Delivered > 0 {
 		rep.ServerCPUPerUS = rep.ServerCPU * 1e6 / float64(rep.Delivered)
 	}
