@@ -126,7 +126,7 @@ func (s *Service) Wait() error {
 
 func httpMux(a *authority.Authority, cfg Config, reg *prometheus.Registry, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	api := httpapi.New(a, cfg.CORSOrigins, log)
+	api := httpapi.New(a, cfg.CORSOrigins, cfg.TrustedProxies, log)
 	mux.Handle("/v1/", api)
 	mux.Handle("/.well-known/", api)
 	mux.Handle("GET /metrics", metrics.Handler(reg))

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"switchboard/libs/config"
@@ -57,6 +58,9 @@ type Config struct {
 	// trusted call (with a warning at start).
 	Credential  string
 	CORSOrigins []string // AUTH_CORS_ORIGINS, http://127.0.0.1:7100,http://localhost:7100
+	// TrustedProxies is AUTH_TRUSTED_PROXIES: CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client for login rate limiting; "" = none.
+	TrustedProxies []netip.Prefix
 
 	LoginPerAccount int // AUTH_LOGIN_PER_ACCOUNT, 5 a minute
 	LoginPerAddress int // AUTH_LOGIN_PER_ADDRESS, 20 a minute
@@ -109,6 +113,14 @@ func Load(env *config.Env) (Config, error) {
 		},
 		Argon2Slots:   env.Int("AUTH_ARGON2_CONCURRENCY", 2, 1, 64),
 		ShutdownGrace: env.Duration("AUTH_SHUTDOWN_GRACE", 10*time.Second, 0, 5*time.Minute),
+	}
+	for _, p := range env.List("AUTH_TRUSTED_PROXIES", nil) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			env.Fail("AUTH_TRUSTED_PROXIES", "%q is not a CIDR such as 10.0.0.0/8", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
 	}
 	level, err := logging.ParseLevel(env.String("AUTH_LOG_LEVEL", "info"))
 	if err != nil {

@@ -19,9 +19,14 @@
 // (no wildcard, no credentials mode); preflights from other origins are
 // refused with 403. Requests without an Origin (not from a browser) pass.
 //
+// Rate limiting of the password grant uses the peer's address, unless the
+// peer is in a trusted proxy network (AUTH_TRUSTED_PROXIES), in which case
+// the nearest address of X-Forwarded-For that is not a trusted proxy.
+//
 // Glossary:
 //   - Handler: the http.Handler of the endpoints above.
 //   - origins: the CORS allow-list.
+//   - proxies: the trusted reverse proxy networks.
 //
 // Concurrency: a Handler is safe for concurrent use.
 package httpapi

@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -24,14 +24,17 @@ const maxBody = 8 << 10
 type Handler struct {
 	a       *authority.Authority
 	origins []string
+	proxies []netip.Prefix
 	log     *slog.Logger
 	mux     *http.ServeMux
 }
 
-// New returns a Handler; origins is the CORS allow-list, exact
-// "scheme://host[:port]" values.
-func New(a *authority.Authority, origins []string, log *slog.Logger) *Handler {
-	h := &Handler{a: a, origins: origins, log: log, mux: http.NewServeMux()}
+// New returns a Handler. origins is the CORS allow-list, exact
+// "scheme://host[:port]" values; proxies are the networks of trusted
+// reverse proxies, whose X-Forwarded-For names the client for rate
+// limiting.
+func New(a *authority.Authority, origins []string, proxies []netip.Prefix, log *slog.Logger) *Handler {
+	h := &Handler{a: a, origins: origins, proxies: proxies, log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /v1/token", h.token)
 	h.mux.HandleFunc("POST /v1/logout", h.logout)
 	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
@@ -88,7 +91,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		if email == "" {
 			email = form.Get("username")
 		}
-		p, err = h.a.Login(r.Context(), email, form.Get("password"), remoteHost(r))
+		p, err = h.a.Login(r.Context(), email, form.Get("password"), h.clientAddress(r))
 	case "refresh_token":
 		p, err = h.a.Refresh(r.Context(), form.Get("refresh_token"))
 	default:
@@ -192,12 +195,38 @@ func readJSON(body io.Reader) (url.Values, error) {
 	return v, nil
 }
 
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientAddress is the address a login is rate limited by: the peer's,
+// or, when the peer is a trusted proxy, the nearest untrusted address of
+// X-Forwarded-For (read from the right, where proxies append).
+func (h *Handler) clientAddress(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	addr := peer.Addr().Unmap()
+	if !h.trusted(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if addr = hop.Unmap(); !h.trusted(addr) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+func (h *Handler) trusted(addr netip.Addr) bool {
+	for _, p := range h.proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
