@@ -27,6 +27,7 @@ import (
 	"switchboard/libs/server"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 	"switchboard/services/gateway/gateway"
+	"switchboard/services/gateway/web"
 )
 
 func main() { server.Main(run) }
@@ -56,12 +57,21 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 
 	conn, err := grpc.NewClient(cfg.AuthAddr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
 		server.WithCredential(cfg.AuthCredential, false))
 	if err != nil {
 		return fmt.Errorf("AUTH_ADDR: %w", err)
 	}
 	defer conn.Close()
-	g, err := gateway.New(cfg, gateway.Options{Auth: authv1.NewAuthServiceClient(conn), Logger: log})
+	opts := gateway.Options{Auth: authv1.NewAuthServiceClient(conn), Logger: log}
+	if cfg.WebAuthURL != "" {
+		h, err := web.New(web.Options{AuthURL: cfg.WebAuthURL, GatewayURL: cfg.WebGatewayURL})
+		if err != nil {
+			return fmt.Errorf("GATEWAY_WEB_AUTH_URL or GATEWAY_WEB_GATEWAY_URL: %w", err)
+		}
+		opts.Web = h
+	}
+	g, err := gateway.New(cfg, opts)
 	if err != nil {
 		return err
 	}

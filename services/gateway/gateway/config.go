@@ -58,6 +58,13 @@ type Config struct {
 	// GATEWAY_RATE 50 (frames/s), GATEWAY_BURST 100,
 	// GATEWAY_MAX_ROOMS 100.
 	Conn connection.Config
+	// WebAuthURL is the auth service's HTTP base as browsers reach it; when
+	// set, the gateway serves the browser client and the demo page at "/".
+	// GATEWAY_WEB_AUTH_URL, empty: no page.
+	WebAuthURL string
+	// WebGatewayURL is the gateway's HTTP base as browsers reach it.
+	// GATEWAY_WEB_GATEWAY_URL, empty: the page's own origin.
+	WebGatewayURL string
 	// DebugAddr serves net/http/pprof when set; keep it on loopback.
 	// GATEWAY_DEBUG_ADDR, empty: off.
 	DebugAddr string
@@ -83,6 +90,8 @@ func FromEnv(env *config.Env) (Config, error) {
 		AuthCacheEntries:     env.Int("GATEWAY_AUTH_CACHE_ENTRIES", 100_000, 1, 10_000_000),
 		AuthCacheTTL:         env.Duration("GATEWAY_AUTH_CACHE_TTL", time.Minute, time.Second, time.Hour),
 		DebugAddr:            env.String("GATEWAY_DEBUG_ADDR", ""),
+		WebAuthURL:           env.String("GATEWAY_WEB_AUTH_URL", ""),
+		WebGatewayURL:        env.String("GATEWAY_WEB_GATEWAY_URL", ""),
 		LogLevel:             env.OneOf("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		Conn: connection.Config{
 			MaxMessageBytes: env.Bytes("GATEWAY_MAX_MESSAGE_BYTES", 64<<10, 256, 16<<20),

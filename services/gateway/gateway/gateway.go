@@ -42,6 +42,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Logger is the replica's logger. Nil: discarded.
 	Logger *slog.Logger
+	// Web, if set, serves GET requests for every path the API does not
+	// claim: the browser client and its demo page.
+	Web http.Handler
 }
 
 // Gateway is one replica.
@@ -57,6 +60,7 @@ type Gateway struct {
 	auth    *authn.Authenticator
 	publish *publish.Service
 	accept  *websocket.AcceptOptions
+	web     http.Handler
 
 	// Safe on their own.
 	ready atomic.Bool
@@ -78,7 +82,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
 	g := &Gateway{
-		cfg: cfg, log: opts.Logger, reg: opts.Registry,
+		cfg: cfg, log: opts.Logger, reg: opts.Registry, web: opts.Web,
 		metrics: telemetry.New(opts.Registry),
 		live:    make(map[*connection.Conn]struct{}),
 	}
@@ -149,10 +153,13 @@ func (g *Gateway) Hub() *hub.Hub { return g.hub }
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", g.serveWS)
-	mux.Handle("/v1/publish", g.publish)
+	mux.Handle("POST /v1/publish", g.publish)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", g.serveReady)
 	mux.Handle("GET /metrics", metrics.Handler(g.reg))
+	if g.web != nil {
+		mux.Handle("GET /", g.web)
+	}
 	return mux
 }
 
