@@ -63,7 +63,8 @@ func (p *lfu[K, V]) hit(e *entry[K, V]) {
 	}
 }
 
-func (p *lfu[K, V]) update(e *entry[K, V]) { p.hit(e) }
+func (p *lfu[K, V]) update(e *entry[K, V])        { p.hit(e) }
+func (p *lfu[K, V]) replace(old, nu *entry[K, V]) { swapLinks(old, nu) }
 
 func (p *lfu[K, V]) remove(e *entry[K, V]) {
 	b := e.bucket

@@ -54,3 +54,13 @@ func (l *list[K, V]) moveToFront(e *entry[K, V]) {
 	at.next.prev = e
 	at.next = e
 }
+
+// swapLinks puts nu in old's place in whatever list holds old, with old's
+// LFU bucket and TinyLFU region, and leaves old unlinked.
+func swapLinks[K comparable, V any](old, nu *entry[K, V]) {
+	nu.prev, nu.next = old.prev, old.next
+	nu.prev.next = nu
+	nu.next.prev = nu
+	nu.bucket, nu.queue = old.bucket, old.queue
+	old.prev, old.next, old.bucket, old.queue = nil, nil, nil, 0
+}

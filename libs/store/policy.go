@@ -31,6 +31,8 @@ type policy[K comparable, V any] interface {
 	hit(e *entry[K, V])
 	// update records a Set of a key already present.
 	update(e *entry[K, V])
+	// replace puts nu, a new entry for the same key, in old's place.
+	replace(old, nu *entry[K, V])
 	// remove forgets e, whatever the reason it leaves.
 	remove(e *entry[K, V])
 	// victim returns the entry to evict next, or nil when there is none.
@@ -75,6 +77,7 @@ func (p *lru[K, V]) hit(e *entry[K, V]) {
 }
 
 func (p *lru[K, V]) update(e *entry[K, V])            { p.hit(e) }
+func (p *lru[K, V]) replace(old, nu *entry[K, V])     { swapLinks(old, nu) }
 func (p *lru[K, V]) remove(e *entry[K, V])            { p.l.remove(e) }
 func (p *lru[K, V]) victim(*entry[K, V]) *entry[K, V] { return p.l.back() }
 func (p *lru[K, V]) clear()                           { p.l.init() }

@@ -6,8 +6,11 @@ import (
 	"time"
 )
 
-// entry is one key and value with its bookkeeping. Every field is guarded
-// by the lock of the shard that holds the entry.
+// entry is one key and value with its bookkeeping. key, value, hash,
+// expire and size never change once the entry is published in its
+// shard's index, so readers may use them without a lock; a Set of a
+// present key publishes a new entry instead. The other fields are
+// guarded by the lock of the shard that holds the entry.
 type entry[K comparable, V any] struct {
 	key          K
 	value        V
@@ -17,10 +20,10 @@ type entry[K comparable, V any] struct {
 	prev, next   *entry[K, V]
 	tprev, tnext *entry[K, V]      // the expiry wheel's links
 	bucket       *freqBucket[K, V] // LFU only
-	queue        uint8             // TinyLFU region
+	queue        uint8             // TinyLFU region; 0 once removed
 }
 
-// shard is one lock's share of the store: its own map, policy, expiry
+// shard is one lock's share of the store: its own index, policy, expiry
 // wheel, limits and counters.
 type shard[K comparable, V any] struct {
 	// read-only after newShard
@@ -29,18 +32,17 @@ type shard[K comparable, V any] struct {
 	reads      readMode
 
 	// safe on their own
-	hits, misses atomic.Uint64    // reads; see hitCount
-	buf          readBuffer[K, V] // reads waiting for the policy (readBuffered)
+	idx          atomic.Pointer[index[K, V]] // replaced under mu
+	hits, misses atomic.Uint64               // reads; see hitCount
+	buf          readBuffer[K, V]            // reads waiting for the policy
 
 	mu          sync.RWMutex
-	items       map[K]*entry[K, V] // guarded by mu
-	pol         policy[K, V]       // guarded by mu
-	wheel       *wheel[K, V]       // guarded by mu; nil until a TTL is used
-	bytes       int64              // guarded by mu
-	evictions   uint64             // guarded by mu
-	expirations uint64             // guarded by mu
-	spare       *entry[K, V]       // guarded by mu; an evicted entry to reuse
-	_           [64]byte           // keeps the next shard's lock off this line
+	pol         policy[K, V] // guarded by mu
+	wheel       *wheel[K, V] // guarded by mu; nil until a TTL is used
+	bytes       int64        // guarded by mu
+	evictions   uint64       // guarded by mu
+	expirations uint64       // guarded by mu
+	_           [64]byte     // keeps the next shard's lock off this line
 }
 
 // readMode says how Get tells the policy about a hit.
@@ -50,26 +52,23 @@ const (
 	// readLocked takes the write lock and updates the policy at once:
 	// exact LRU and LFU.
 	readLocked readMode = iota
-	// readShared takes the read lock only: FIFO, which reads do not move.
-	readShared
-	// readBuffered takes the read lock and records the hit in the lossy
-	// read buffer, applied to the policy later under the write lock:
-	// TinyLFU, which is approximate anyway.
+	// readFree takes no lock: FIFO, which reads do not move.
+	readFree
+	// readBuffered takes no lock and records the hit in the lossy read
+	// buffer, applied to the policy later under the write lock: TinyLFU,
+	// which is approximate anyway.
 	readBuffered
 )
 
 func newShard[K comparable, V any](p Policy, maxEntries int, maxBytes int64) *shard[K, V] {
-	sh := &shard[K, V]{
-		maxEntries: maxEntries,
-		maxBytes:   maxBytes,
-		items:      make(map[K]*entry[K, V]),
-	}
+	sh := &shard[K, V]{maxEntries: maxEntries, maxBytes: maxBytes}
 	switch p {
 	case FIFO:
-		sh.reads = readShared
+		sh.reads = readFree
 	case TinyLFU:
 		sh.reads = readBuffered
 	}
+	sh.idx.Store(newIndex[K, V](0))
 	sh.pol = newPolicy[K, V](p, maxEntries, func() (uint64, uint64) {
 		return sh.hitCount(), sh.misses.Load()
 	})
@@ -82,44 +81,43 @@ func (sh *shard[K, V]) hitCount() uint64 {
 	return sh.hits.Load() + sh.buf.head.Load()
 }
 
-func (sh *shard[K, V]) get(s *Store[K, V], key K, wantTTL bool, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+// len returns the number of entries. Caller must hold mu.
+func (sh *shard[K, V]) len() int { return sh.idx.Load().live }
+
+func (sh *shard[K, V]) get(s *Store[K, V], key K, h uint64, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
 	if sh.reads == readLocked {
-		return sh.getLocked(s, key, evs)
+		return sh.getLocked(s, key, h, evs)
 	}
 	var zero V
-	sh.mu.RLock()
-	e, ok := sh.items[key]
-	if !ok {
-		sh.mu.RUnlock()
+	e := sh.idx.Load().find(h, key)
+	if e == nil {
 		sh.misses.Add(1)
 		return zero, 0, false, evs
 	}
-	v, expire := e.value, e.expire
-	sh.mu.RUnlock()
 	var ttl time.Duration
-	if expire != 0 {
+	if e.expire != 0 {
 		now := s.now()
-		if expire <= now {
-			return sh.getLocked(s, key, evs) // expire it under the write lock
+		if e.expire <= now {
+			return sh.getLocked(s, key, h, evs) // expire it under the lock
 		}
-		ttl = time.Duration(expire - now)
+		ttl = time.Duration(e.expire - now)
 	}
 	if sh.reads != readBuffered {
 		sh.hits.Add(1)
 	} else if sh.buf.add(e) { // counts the hit too
 		sh.drainReads()
 	}
-	return v, ttl, true, evs
+	return e.value, ttl, true, evs
 }
 
 // getLocked is Get under the write lock: it updates the policy at once
 // and removes the entry if it has expired.
-func (sh *shard[K, V]) getLocked(s *Store[K, V], key K, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
+func (sh *shard[K, V]) getLocked(s *Store[K, V], key K, h uint64, evs []Event[K]) (V, time.Duration, bool, []Event[K]) {
 	var zero V
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.items[key]
-	if !ok {
+	e := sh.idx.Load().find(h, key)
+	if e == nil {
 		sh.misses.Add(1)
 		return zero, 0, false, evs
 	}
@@ -164,14 +162,16 @@ func (sh *shard[K, V]) set(s *Store[K, V], key K, v V, h uint64, size, expire in
 	if sh.maxBytes > 0 && size > sh.maxBytes {
 		return evs, ErrTooLarge
 	}
+	nu := &entry[K, V]{key: key, value: v, hash: h, size: size, expire: expire}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.drainReadsLocked()
 	var added *entry[K, V]
-	if e, ok := sh.items[key]; ok {
-		sh.replaceLocked(s, e, v, size, expire)
+	if old := sh.idx.Load().find(h, key); old != nil {
+		sh.replaceLocked(s, old, nu)
 	} else {
-		added = sh.addLocked(s, key, v, h, size, expire)
+		sh.addLocked(s, nu)
+		added = nu
 	}
 	if s.onEvent != nil {
 		evs = append(evs, Event[K]{Kind: EventSet, Key: key})
@@ -179,36 +179,31 @@ func (sh *shard[K, V]) set(s *Store[K, V], key K, v V, h uint64, size, expire in
 	return sh.evictLocked(s, added, evs), nil
 }
 
-// replaceLocked gives the present entry e a new value, size and expiry.
-// Caller must hold mu.
-func (sh *shard[K, V]) replaceLocked(s *Store[K, V], e *entry[K, V], v V, size, expire int64) {
-	sh.bytes += size - e.size
-	e.value = v
-	e.size = size
-	if e.expire != expire {
-		if e.expire != 0 {
-			sh.wheel.unschedule(e)
-		}
-		e.expire = expire
-		sh.scheduleLocked(s, e)
+// replaceLocked puts nu, a new entry for old's key, in old's place: in
+// the index, the policy's order and the expiry wheel. Caller must hold
+// mu.
+func (sh *shard[K, V]) replaceLocked(s *Store[K, V], old, nu *entry[K, V]) {
+	sh.bytes += nu.size - old.size
+	sh.idx.Load().replace(old, nu)
+	sh.pol.replace(old, nu)
+	if old.expire != 0 {
+		sh.wheel.unschedule(old)
 	}
-	sh.pol.update(e)
+	sh.scheduleLocked(s, nu)
+	sh.pol.update(nu)
 }
 
-// addLocked stores a new entry. Caller must hold mu.
-func (sh *shard[K, V]) addLocked(s *Store[K, V], key K, v V, h uint64, size, expire int64) *entry[K, V] {
-	e := sh.spare
-	if e != nil {
-		sh.spare = nil
-	} else {
-		e = new(entry[K, V])
+// addLocked stores the new entry e. Caller must hold mu.
+func (sh *shard[K, V]) addLocked(s *Store[K, V], e *entry[K, V]) {
+	ix := sh.idx.Load()
+	if ix.full() {
+		ix = ix.rebuilt()
+		sh.idx.Store(ix)
 	}
-	e.key, e.value, e.hash, e.size, e.expire = key, v, h, size, expire
-	sh.items[key] = e
-	sh.bytes += size
+	ix.insert(e)
+	sh.bytes += e.size
 	sh.pol.add(e)
 	sh.scheduleLocked(s, e)
-	return e
 }
 
 // scheduleLocked files e in the expiry wheel if it has an expiry time.
@@ -225,7 +220,7 @@ func (sh *shard[K, V]) scheduleLocked(s *Store[K, V], e *entry[K, V]) {
 
 // overLocked reports whether a limit is exceeded. Caller must hold mu.
 func (sh *shard[K, V]) overLocked() bool {
-	return (sh.maxEntries > 0 && len(sh.items) > sh.maxEntries) ||
+	return (sh.maxEntries > 0 && sh.len() > sh.maxEntries) ||
 		(sh.maxBytes > 0 && sh.bytes > sh.maxBytes)
 }
 
@@ -247,12 +242,6 @@ func (sh *shard[K, V]) evictLocked(s *Store[K, V], added *entry[K, V], evs []Eve
 		if s.onEvent != nil {
 			evs = append(evs, Event[K]{Kind: EventEvict, Key: e.key})
 		}
-		// The next add reuses the evicted entry: a steady stream of
-		// evicting writes allocates nothing. A lost read of it still in
-		// the read buffer may then count for the new key, which only
-		// TinyLFU, approximate anyway, reads that way.
-		*e = entry[K, V]{}
-		sh.spare = e
 	}
 	return evs
 }
@@ -267,22 +256,23 @@ func (sh *shard[K, V]) expireLocked(s *Store[K, V], e *entry[K, V], evs []Event[
 	return evs
 }
 
-// removeLocked unlinks e from the map, the policy and the wheel. Caller
+// removeLocked unlinks e from the index, the policy and the wheel. Caller
 // must hold mu.
 func (sh *shard[K, V]) removeLocked(e *entry[K, V]) {
-	delete(sh.items, e.key)
+	sh.idx.Load().remove(e)
 	sh.pol.remove(e)
+	e.queue = 0
 	if e.expire != 0 {
 		sh.wheel.unschedule(e)
 	}
 	sh.bytes -= e.size
 }
 
-func (sh *shard[K, V]) delete(s *Store[K, V], key K, evs []Event[K]) (bool, []Event[K]) {
+func (sh *shard[K, V]) delete(s *Store[K, V], key K, h uint64, evs []Event[K]) (bool, []Event[K]) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.items[key]
-	if !ok {
+	e := sh.idx.Load().find(h, key)
+	if e == nil {
 		return false, evs
 	}
 	if e.expire != 0 && e.expire <= s.now() {
@@ -301,14 +291,11 @@ func (sh *shard[K, V]) clear() {
 	// A reader may still hold an entry it found before the lock and put
 	// it into the read buffer later: mark every entry gone so that the
 	// drain skips it rather than touch the cleared policy's lists.
-	for _, e := range sh.items {
-		e.queue = 0
-	}
+	sh.idx.Load().each(func(e *entry[K, V]) { e.queue = 0 })
+	sh.idx.Store(newIndex[K, V](0))
 	sh.buf.reset()
-	sh.items = make(map[K]*entry[K, V])
 	sh.pol.clear()
 	sh.wheel = nil
-	sh.spare = nil
 	sh.bytes = 0
 }
 

@@ -254,9 +254,9 @@ func (s *Store[K, V]) GetWithTTL(key K) (v V, ttl time.Duration, ok bool) {
 }
 
 func (s *Store[K, V]) get(key K, wantTTL bool) (V, time.Duration, bool) {
-	sh, _ := s.shardOf(key)
+	sh, h := s.shardOf(key)
 	var buf [1]Event[K]
-	v, ttl, ok, evs := sh.get(s, key, wantTTL, buf[:0])
+	v, ttl, ok, evs := sh.get(s, key, h, buf[:0])
 	s.emit(evs)
 	return v, ttl, ok
 }
@@ -297,9 +297,9 @@ func (s *Store[K, V]) SetWithTTL(key K, v V, ttl time.Duration) error {
 
 // Delete removes key and reports whether it was present (and unexpired).
 func (s *Store[K, V]) Delete(key K) bool {
-	sh, _ := s.shardOf(key)
+	sh, h := s.shardOf(key)
 	var buf [1]Event[K]
-	ok, evs := sh.delete(s, key, buf[:0])
+	ok, evs := sh.delete(s, key, h, buf[:0])
 	s.emit(evs)
 	return ok
 }
@@ -317,7 +317,7 @@ func (s *Store[K, V]) Len() int {
 	n := 0
 	for _, sh := range s.shards {
 		sh.mu.RLock()
-		n += len(sh.items)
+		n += sh.len()
 		sh.mu.RUnlock()
 	}
 	return n
@@ -333,7 +333,7 @@ func (s *Store[K, V]) Stats() Stats {
 		st.Misses += sh.misses.Load()
 		st.Evictions += sh.evictions
 		st.Expirations += sh.expirations
-		st.Entries += len(sh.items)
+		st.Entries += sh.len()
 		st.Bytes += sh.bytes
 		sh.mu.RUnlock()
 	}

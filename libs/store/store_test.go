@@ -83,20 +83,29 @@ func checkInvariants[K comparable, V any](t *testing.T, s *Store[K, V]) {
 	for i, sh := range s.shards {
 		sh.mu.Lock()
 		var bytes int64
-		for k, e := range sh.items {
-			if e.key != k {
-				t.Errorf("shard %d: entry under %v has key %v", i, k, e.key)
+		n := 0
+		ix := sh.idx.Load()
+		ix.each(func(e *entry[K, V]) {
+			if got := ix.find(e.hash, e.key); got != e {
+				t.Errorf("shard %d: key %v finds %p, not its entry %p", i, e.key, got, e)
+			}
+			if e.queue == 0 && sh.reads == readBuffered {
+				t.Errorf("shard %d: live entry %v marked gone", i, e.key)
 			}
 			bytes += e.size
+			n++
+		})
+		if n != ix.live {
+			t.Errorf("shard %d: index counts %d entries, holds %d", i, ix.live, n)
 		}
 		if bytes != sh.bytes {
 			t.Errorf("shard %d: bytes %d, entries add up to %d", i, sh.bytes, bytes)
 		}
-		if n := policyLen(sh.pol); n != len(sh.items) {
-			t.Errorf("shard %d: policy holds %d entries, map %d", i, n, len(sh.items))
+		if pn := policyLen(sh.pol); pn != n {
+			t.Errorf("shard %d: policy holds %d entries, index %d", i, pn, n)
 		}
 		if sh.overLocked() {
-			t.Errorf("shard %d over its limits: %d entries, %d bytes", i, len(sh.items), sh.bytes)
+			t.Errorf("shard %d over its limits: %d entries, %d bytes", i, n, sh.bytes)
 		}
 		sh.mu.Unlock()
 	}

@@ -108,6 +108,13 @@ func (p *tinyLFU[K, V]) hit(e *entry[K, V]) {
 
 func (p *tinyLFU[K, V]) update(e *entry[K, V]) { p.touch(e) }
 
+func (p *tinyLFU[K, V]) replace(old, nu *entry[K, V]) {
+	swapLinks(old, nu)
+	if p.candidate == old {
+		p.candidate = nu
+	}
+}
+
 // touch counts a use of e and moves it up its region.
 func (p *tinyLFU[K, V]) touch(e *entry[K, V]) {
 	p.sk.increment(e.hash)
