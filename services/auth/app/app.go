@@ -89,10 +89,11 @@ func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *au
 	grpcapi.New(a, cred, log).Register(g)
 	hs := server.NewHTTPServer(httpMux(a, cfg, reg, log))
 
-	followCtx, stopFollow := context.WithCancel(ctx)
-	s.wg.Go(func() { a.Run(followCtx) })
+	// On shutdown the follower ends every watcher at once, so that the
+	// gRPC drain is not held up by WatchRevocations streams.
+	s.wg.Go(func() { a.Run(ctx) })
 	s.wg.Go(func() {
-		keys.Run(followCtx, cfg.KeyCheck, func(err error) { log.Warn("signing keys not reloaded", "error", err) })
+		keys.Run(ctx, cfg.KeyCheck, func(err error) { log.Warn("signing keys not reloaded", "error", err) })
 	})
 	s.wg.Go(func() {
 		select {
@@ -106,7 +107,6 @@ func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *au
 	go func() {
 		<-ctx.Done()
 		s.wg.Wait()
-		stopFollow()
 		a.Close()
 		closeStore()
 	}()
