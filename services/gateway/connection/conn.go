@@ -94,7 +94,6 @@ type Conn struct {
 	ws      *websocket.Conn
 	cfg     Config
 	deps    Deps
-	log     *slog.Logger
 	limiter *rate.Limiter // reader only
 	authed  chan struct{} // closed once authenticated
 	// wg counts the flusher and a ping in flight; Serve waits for them.
@@ -130,7 +129,6 @@ func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
 	id := strconv.FormatUint(lastID.Add(1), 36)
 	c := &Conn{
 		id: id, ws: ws, cfg: cfg, deps: deps,
-		log:     deps.Logger.With("connection", id),
 		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
 		authed:  make(chan struct{}),
 		rooms:   make(map[string]struct{}),
@@ -150,6 +148,12 @@ func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
 func (c *Conn) drop() {
 	c.cut.Store(true)
 	c.ws.CloseNow()
+}
+
+// logger returns the connection's logger; built only when something is
+// logged, which is rare, so an idle connection does not carry one.
+func (c *Conn) logger() *slog.Logger {
+	return c.deps.Logger.With("connection", c.id, "user", c.identity().User)
 }
 
 // ID names the connection in logs.

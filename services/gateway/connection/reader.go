@@ -127,7 +127,7 @@ func (c *Conn) authenticate(ctx context.Context, token string, first *protocol.R
 	}
 	room := protocol.UserPrefix + id.User
 	if err := c.deps.Hub.Join(ctx, room, c); err != nil {
-		c.log.Warn("join user room", "error", err)
+		c.logger().Warn("join user room", "error", err)
 		return protocol.CloseInternal
 	}
 	if !c.addRoom(room) {

@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/coder/websocket"
@@ -57,6 +58,9 @@ func (c *Conn) write(batch []item) error {
 // finish sends the close frame with code, or drops the connection when
 // code is 0 (the peer is gone) or the connection was cut.
 func (c *Conn) finish(code protocol.CloseCode) {
+	if l := c.deps.Logger; l.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connection closed", "code", int(code), "reason", code.Reason())
+	}
 	if code == 0 || c.cut.Load() {
 		c.ws.CloseNow()
 		return

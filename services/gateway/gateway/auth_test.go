@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,5 +202,30 @@ func TestPing(t *testing.T) {
 	var res protocol.PingResult
 	if f.Error != nil || json.Unmarshal(f.Result, &res) != nil || string(res.TS) != "1733000000123" || res.ServerTime == 0 {
 		t.Fatalf("ping reply %+v", f)
+	}
+}
+
+// permessage-deflate is negotiated when a threshold is set, and not when it
+// is zero.
+func TestCompression(t *testing.T) {
+	a := startAuth(t)
+	for _, threshold := range []int64{0, 1024} {
+		t.Run(fmt.Sprint(threshold), func(t *testing.T) {
+			r := startReplica(t, a, "", func(c *gateway.Config) { c.CompressionThreshold = threshold })
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			ws, resp, err := websocket.Dial(ctx, r.ws, &websocket.DialOptions{
+				HTTPHeader:      http.Header{"Authorization": {"Bearer " + a.Issue("alice", "s1", time.Hour)}},
+				CompressionMode: websocket.CompressionNoContextTakeover,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.CloseNow()
+			got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+			if got != (threshold > 0) {
+				t.Fatalf("deflate negotiated: %v, want %v", got, threshold > 0)
+			}
+		})
 	}
 }
