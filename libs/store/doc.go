@@ -12,8 +12,10 @@
 // # Glossary
 //
 //   - Store: the public handle; hashes a key to its shard.
-//   - shard: one lock's share of the store, with its own map, policy,
+//   - shard: one lock's share of the store, with its own index, policy,
 //     expiry wheel, counters and share of each limit.
+//   - index: a shard's open-addressing hash table of entries, read
+//     without a lock.
 //   - policy: the eviction rule of a shard: LRU, LFU, FIFO or TinyLFU.
 //   - victim: the entry the policy evicts next.
 //   - window, probation, protected: TinyLFU's three LRU regions.
@@ -72,26 +74,31 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Each shard has one
-// sync.RWMutex; no call holds two shard locks. How a Get takes it depends
-// on the policy:
+// sync.RWMutex, taken for writing by every change; no call holds two
+// shard locks. Lookups go through the shard's index, whose slots are
+// atomic and whose entries never change once published, so a lookup
+// needs no lock; what a Get does besides depends on the policy:
 //
-//   - LRU and LFU: the write lock, and the policy is updated at once, so
-//     the order of eviction is exact.
-//   - FIFO: the read lock only, since reads do not move an entry.
-//   - TinyLFU: the read lock only; the hit goes into the shard's lossy
-//     read buffer (64 slots), which the next writer, or the reader that
-//     fills a round of it, applies to the policy under the write lock.
-//     When readers outrun the draining, older buffered hits are dropped:
-//     the sketch and the regions see most reads, late, not all. This is
-//     what lets readers of one shard run in parallel; BenchmarkTinyLFU-
-//     ReadPath measures it against the locked path.
+//   - LRU and LFU: it takes the write lock and updates the policy at
+//     once, so the order of eviction is exact.
+//   - FIFO: no lock at all, since reads do not move an entry.
+//   - TinyLFU: no lock; the hit goes into the shard's lossy read buffer
+//     (64 slots), which the next writer, or the reader that fills a round
+//     of it if the lock is free, applies to the policy under the write
+//     lock. When readers outrun the draining, older buffered hits are
+//     dropped: the sketch and the regions see most reads, late, not all.
+//     BenchmarkTinyLFUReadPath measures this against the locked path.
 //
-// Set, Delete, Clear and the reclaimer take the write lock. Stats and Len
-// visit the shards one at a time, so under concurrent writes they are a
-// sum of per-shard snapshots, each of which respects its shard's limits.
-// OnEvent is called after the shard's lock is released, on the goroutine
-// of the call that caused the event (the reclaimer's goroutine for
-// background expiry); it may call the store, must not block, and sees
-// the events of one shard in order but those of different shards in no
-// defined order. Close stops the reclaimer and waits for it to return.
+// A Get that runs while a Set replaces the same key returns the old or
+// the new value; one that starts after the Set returned sees the new one.
+//
+// Set, Delete, Clear and the reclaimer take the write lock; Stats and Len
+// take the read lock of one shard at a time, so under concurrent writes
+// they are a sum of per-shard snapshots, each of which respects its
+// shard's limits. OnEvent is called after the shard's lock is released,
+// on the goroutine of the call that caused the event (the reclaimer's
+// goroutine for background expiry); it may call the store, must not
+// block, and sees the events of one shard in order but those of
+// different shards in no defined order. Close stops the reclaimer and
+// waits for it to return.
 package store

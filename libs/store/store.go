@@ -12,14 +12,14 @@ import (
 // EntryOverhead is the fixed number of bytes counted for each entry on top
 // of Size(key, value). It is what an entry with a string key and a []byte
 // value was measured to cost in this layout beyond its key and value
-// bytes, with a million entries: the entry record (112 bytes), its slot
-// in the shard's map (about 56 bytes, the map's slots and control bytes
-// at its average load) and its share of TinyLFU's frequency sketch (8
-// bytes). bench/store's BenchmarkMemory compares the accounted bytes with
-// the heap's growth; see docs/benchmarks.md. Other key and value types
-// cost more or less: the overhead is a fixed estimate, not a measurement
-// of each entry.
-const EntryOverhead = 176
+// bytes, with a million entries: the entry record (112 bytes), its share
+// of the shard's index (16-byte slots, 1.33 to 2.67 slots per entry as
+// the table fills between rebuilds: 21 to 43 bytes, 34 at a million) and
+// its share of TinyLFU's frequency sketch (8 bytes). bench/store's
+// BenchmarkMemory compares the accounted bytes with the heap's growth;
+// see docs/benchmarks.md. Other key and value types cost more or less:
+// the overhead is a fixed estimate, not a measurement of each entry.
+const EntryOverhead = 152
 
 // ErrTooLarge reports an entry that alone exceeds the byte limit (or, with
 // several shards, a shard's share of it). The store is left as it was.
