@@ -117,7 +117,8 @@ type Conn struct {
 	// Guarded by qmu.
 	qmu       sync.Mutex
 	queue     []item
-	queued    int
+	queued    int // bytes in queue
+	inflight  int // bytes taken by the flusher and not yet written
 	closing   bool
 	closeCode protocol.CloseCode // 0: the peer went away, no close frame
 	flushing  bool               // a flusher goroutine runs
@@ -167,7 +168,7 @@ func (c *Conn) Send(frame []byte, published time.Time) {
 		c.qmu.Unlock()
 		return
 	}
-	if c.queued+len(frame) > c.cfg.QueueBytes {
+	if c.queued+c.inflight+len(frame) > c.cfg.QueueBytes {
 		c.closeLocked(protocol.CloseSlowConsumer)
 		c.qmu.Unlock()
 		// A write stuck on a peer that does not read is cut after a short

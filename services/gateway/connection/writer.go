@@ -17,7 +17,7 @@ func (c *Conn) flush() {
 	for {
 		c.qmu.Lock()
 		batch, closing, code := c.queue, c.closing, c.closeCode
-		c.queue, c.queued = nil, 0
+		c.queue, c.inflight, c.queued = nil, c.queued, 0
 		if len(batch) == 0 && !closing {
 			c.flushing = false
 			c.qmu.Unlock()
@@ -30,7 +30,11 @@ func (c *Conn) flush() {
 			c.finish(code)
 			return
 		}
-		if err := c.write(batch); err != nil {
+		err := c.write(batch)
+		c.qmu.Lock()
+		c.inflight = 0
+		c.qmu.Unlock()
+		if err != nil {
 			c.Close(0)
 		}
 	}
