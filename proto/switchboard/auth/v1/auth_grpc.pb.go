@@ -79,6 +79,13 @@ type AuthServiceClient interface {
 	// WatchRevocations streams every revocation from the moment of the call
 	// until the client cancels. Trusted. A follower that reconnects must drop
 	// its whole cache, since revocations made meanwhile were not seen.
+	//
+	// The server sends the response headers once the follower is registered:
+	// a client that waits for them (Header()) before trusting its cache
+	// misses nothing revoked afterwards. The stream ends with UNAVAILABLE
+	// when events may have been missed (the server lost its own Redis
+	// subscription, the client fell more than 1024 events behind, or the
+	// server is shutting down).
 	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error)
 }
 
@@ -274,6 +281,13 @@ type AuthServiceServer interface {
 	// WatchRevocations streams every revocation from the moment of the call
 	// until the client cancels. Trusted. A follower that reconnects must drop
 	// its whole cache, since revocations made meanwhile were not seen.
+	//
+	// The server sends the response headers once the follower is registered:
+	// a client that waits for them (Header()) before trusting its cache
+	// misses nothing revoked afterwards. The stream ends with UNAVAILABLE
+	// when events may have been missed (the server lost its own Redis
+	// subscription, the client fell more than 1024 events behind, or the
+	// server is shutting down).
 	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error
 	mustEmbedUnimplementedAuthServiceServer()
 }
