@@ -53,6 +53,7 @@ async function listConversations() {
   } catch (err) {
     if (err.code !== 'unknown_type') return fail(err);
     ul.replaceChildren();
+    ul.dataset.loaded = 'true';
     show($('no-list'), true);
     return;
   }
@@ -68,6 +69,7 @@ async function listConversations() {
     li.append(b);
     return li;
   }));
+  ul.dataset.loaded = 'true';
 }
 
 async function openConversation(id) {
