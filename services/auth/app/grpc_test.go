@@ -296,3 +296,29 @@ func TestCreateUserThenLogin(t *testing.T) {
 		t.Fatalf("login as the new user: %v", err)
 	}
 }
+
+// client_address counts only when a trusted proxy sends it.
+func TestLoginClientAddressTrustedOnly(t *testing.T) {
+	r := start(t, env(map[string]string{"AUTH_LOGIN_PER_ACCOUNT": "100", "AUTH_LOGIN_PER_ADDRESS": "2"}), nil)
+	try := func(c authv1.AuthServiceClient, n int, addr string) codes.Code {
+		_, err := c.Login(ctxT(t), &authv1.LoginRequest{
+			Email: fmt.Sprintf("user%d@example.com", n), Password: "wrong-password", ClientAddress: addr,
+		})
+		return code(err)
+	}
+	// Through the proxy: one address is limited, another is not.
+	try(r.admin, 1, "198.51.100.1")
+	try(r.admin, 2, "198.51.100.1")
+	if c := try(r.admin, 3, "198.51.100.1"); c != codes.ResourceExhausted {
+		t.Fatalf("third attempt of one proxied address = %v", c)
+	}
+	if c := try(r.admin, 4, "198.51.100.2"); c != codes.Unauthenticated {
+		t.Fatalf("another proxied address = %v", c)
+	}
+	// An end user's claimed address is ignored: its own address counts.
+	try(r.client, 5, "203.0.113.1")
+	try(r.client, 6, "203.0.113.2")
+	if c := try(r.client, 7, "203.0.113.3"); c != codes.ResourceExhausted {
+		t.Fatalf("an end user escaped the limit by claiming addresses: %v", c)
+	}
+}

@@ -26,6 +26,7 @@ type memSession struct {
 // session is dropped when it is next looked at, or found by the pruning of
 // its user's next new session; until then it holds memory.
 type Memory struct {
+	// Guarded by mu: everything.
 	mu       sync.Mutex
 	closed   bool
 	users    map[string]User   // by id
