@@ -163,6 +163,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "" && r.ContentLength == 0 {
+		return url.Values{}, nil // a logout with only an Authorization header
+	}
 	switch ct {
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
