@@ -77,6 +77,7 @@ type Session struct {
 	mu       sync.Mutex
 	cur      pair
 	inflight *call
+	failedAt time.Time // of the last failed refresh
 	ended    error
 	notified chan Change // ordered hand-off to the notifier goroutine
 }
@@ -139,7 +140,7 @@ func (s *Session) Token(ctx context.Context) (string, error) {
 	if ended != nil {
 		return "", ended
 	}
-	if time.Now().Before(cur.due) {
+	if now := time.Now(); now.Before(cur.due) || s.recentlyFailed(now) && now.Before(cur.expires) {
 		return cur.access, nil
 	}
 	err := s.refresh(ctx)
@@ -153,6 +154,15 @@ func (s *Session) Token(ctx context.Context) (string, error) {
 		return cur.access, nil
 	}
 	return "", fmt.Errorf("authclient: token expired and refresh failed: %w", err)
+}
+
+// recentlyFailed says whether a refresh failed less than MinBackoff ago;
+// Token then serves a still valid token without trying again, so that an
+// outage of auth is not met with a refresh per call.
+func (s *Session) recentlyFailed(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Sub(s.failedAt) < s.opts.MinBackoff
 }
 
 // Done is closed when the session has ended or been closed.
@@ -215,6 +225,7 @@ func (s *Session) run(c *call) {
 	case s.ended != nil:
 		err = s.ended
 	default:
+		s.failedAt = time.Now()
 		err = fmt.Errorf("authclient: refresh: %s", status.Code(err))
 	}
 	c.err = err
