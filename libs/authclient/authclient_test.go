@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"switchboard/libs/authclient"
+	"switchboard/libs/gatewayclient"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 )
 
@@ -294,3 +295,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A Session is the gateway client's token source.
+var _ gatewayclient.TokenSource = (*authclient.Session)(nil)
