@@ -141,6 +141,8 @@ func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
 	c.writeTimer.Stop()
 	c.expiryTimer = time.AfterFunc(time.Hour, c.checkExpiry)
 	c.expiryTimer.Stop()
+	c.pingTimer = time.AfterFunc(time.Hour, c.ping)
+	c.pingTimer.Stop()
 	return c
 }
 
@@ -259,7 +261,7 @@ func (c *Conn) Serve(ctx context.Context, token string) {
 	c.ws.SetReadLimit(-1) // the reader applies MaxMessageBytes itself
 
 	stopAuthTimer := c.authTimer()
-	c.pingTimer = time.AfterFunc(c.cfg.PingInterval, c.ping)
+	c.pingTimer.Reset(c.cfg.PingInterval)
 
 	code := c.read(ctx, token)
 	stopAuthTimer()

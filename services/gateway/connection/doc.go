@@ -4,22 +4,27 @@
 //
 // Roles:
 //   - Conn: one WebSocket. Its reader runs on the goroutine that calls
-//     Serve; its writer is a second goroutine; a protocol ping, while one
-//     is in flight, is a third, short-lived one.
+//     Serve; a flusher goroutine runs only while there is something to
+//     write; protocol pings and the token's expiry are timers. An idle
+//     connection holds one goroutine.
 //   - Config: the limits and timings every connection shares.
 //   - Deps: the hub, broker and authenticator a connection talks to.
 //
 // INVARIANTS (every change must keep them):
 //   - Always read every socket: the reader never waits on the writer, and
-//     a request is answered by queueing, never by writing.
+//     a request is answered by queueing, never by writing. The reader
+//     pauses only while it handles one request, for at most the request
+//     timeout, which is shorter than the ping timeout.
 //   - Never block fan-out on one client: Send only appends to a queue
 //     bounded in bytes; a client whose queue overflows is closed with the
 //     slow-consumer code, and nobody else waits for it.
-//   - Every blocking call takes a ctx: requests to auth and the broker run
-//     under the connection's context with a timeout, writes under a write
-//     timeout.
+//   - Every blocking call takes a ctx or is otherwise bounded: requests to
+//     auth and the broker run under a ctx with the request timeout; a
+//     write runs under the write timer, which cuts the connection when it
+//     fires (a ctx per write would cost a timer per message).
 //
 // Concurrency: Send, Close, AccessRevoked and SessionRevoked are safe for
 // concurrent use and never block. Requests of one connection are handled
-// one at a time, in order, on the reader. Lock order: mu, then qmu.
+// one at a time, in order, on the reader. mu and qmu are never held
+// together.
 package connection
