@@ -118,6 +118,9 @@ func (r *Redis) Publish(ctx context.Context, room string, data []byte) (string, 
 		r.failed()
 		return "", 0, fmt.Errorf("publish to redis: %w", err)
 	}
+	if len(res) != 2 {
+		return "", 0, fmt.Errorf("publish to redis: unexpected reply %v", res)
+	}
 	epoch, _ := res[0].(string)
 	off, _ := res[1].(int64)
 	return epoch, uint64(off), nil
