@@ -21,6 +21,7 @@ type tinyLFU[K comparable, V any] struct {
 	// hill climber: the shard's read counters, and their values at the
 	// end of the last sample
 	reads                    func() (hits, misses uint64)
+	ops                      uint32 // calls of climb; it samples every climbEvery
 	sampleHits, sampleMisses uint64
 	prevRate                 float64
 	step                     float64
@@ -208,8 +209,15 @@ func (p *tinyLFU[K, V]) admit(c, v *entry[K, V]) bool {
 	return p.rng&127 == 0
 }
 
+// climbEvery is how often climb reads the shard's counters.
+const climbEvery = 256
+
 // climb adjusts the window's share once per sample of reads.
 func (p *tinyLFU[K, V]) climb() {
+	p.ops++
+	if p.ops%climbEvery != 0 {
+		return
+	}
 	h, m := p.reads()
 	hits, total := h-p.sampleHits, h-p.sampleHits+m-p.sampleMisses
 	if total < uint64(max(minClimbSamples, p.sk.sampleSize)) {
