@@ -58,6 +58,11 @@ func ParseRefresh(tok string) (sid string, err error) {
 	if !ok || sid == "" || strings.Contains(secret, ".") {
 		return "", ErrBadRefresh
 	}
+	// The decoder skips CR and LF, so the length is checked first: one
+	// secret has one spelling.
+	if len(secret) != base64.RawURLEncoding.EncodedLen(secretBytes) {
+		return "", ErrBadRefresh
+	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(secret)
 	if err != nil || len(raw) != secretBytes {
 		return "", ErrBadRefresh
