@@ -127,8 +127,9 @@ type Client struct {
 
 	// Guarded by mu.
 	mu      sync.Mutex
-	rooms   map[string]bool // rooms to be in, across reconnects
-	sess    *session        // nil while disconnected
+	rooms   map[string]bool              // rooms to be in, across reconnects
+	last    map[string]protocol.Position // last position seen per room
+	sess    *session                     // nil while disconnected
 	state   State
 	expires time.Time
 }
@@ -145,7 +146,7 @@ func New(opts Options) *Client {
 	def(&opts.PingInterval, 10*time.Second)
 	def(&opts.RefreshMargin, 30*time.Second)
 	def(&opts.RequestTimeout, 10*time.Second)
-	return &Client{opts: opts, rooms: make(map[string]bool)}
+	return &Client{opts: opts, rooms: make(map[string]bool), last: make(map[string]protocol.Position)}
 }
 
 // State returns the current state.
@@ -153,6 +154,16 @@ func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state
+}
+
+// Position returns the position of the last message seen in room. The
+// client names it when it joins the room again after a reconnect, so that
+// a gateway serving room history can send what was missed.
+func (c *Client) Position(room string) (protocol.Position, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.last[room]
+	return p, ok
 }
 
 // Latency returns the last application ping's round trip and its grade.

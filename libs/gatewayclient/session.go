@@ -112,7 +112,11 @@ func (s *session) rejoin(ctx context.Context) {
 	rooms := slices.Collect(maps.Keys(s.c.rooms))
 	s.c.mu.Unlock()
 	for _, room := range rooms {
-		f, err := s.request(ctx, protocol.Request{Type: protocol.TypeJoin, Room: room})
+		req := protocol.Request{Type: protocol.TypeJoin, Room: room}
+		if p, ok := s.c.Position(room); ok {
+			req.Since = &p
+		}
+		f, err := s.request(ctx, req)
 		if err == nil && f.Error != nil && f.Error.Code != protocol.ErrUnavailable {
 			s.c.forget(room)
 			s.c.emit(Event{Left: room, Reason: string(f.Error.Code)})
@@ -219,8 +223,14 @@ func (s *session) dispatch(f protocol.Frame) {
 			ch <- f
 		}
 	case protocol.TypeMessage:
+		pos := protocol.Position{Epoch: f.Epoch, Offset: f.Offset}
+		s.c.mu.Lock()
+		if _, ok := s.c.rooms[f.Room]; ok {
+			s.c.last[f.Room] = pos
+		}
+		s.c.mu.Unlock()
 		if h := s.c.opts.OnMessage; h != nil {
-			h(Message{Room: f.Room, Data: f.Data, Position: protocol.Position{Epoch: f.Epoch, Offset: f.Offset}})
+			h(Message{Room: f.Room, Data: f.Data, Position: pos})
 		}
 	case protocol.TypeConnected:
 		s.onConnected(f)
@@ -250,6 +260,7 @@ func (s *session) onConnected(f protocol.Frame) {
 func (c *Client) forget(room string) {
 	c.mu.Lock()
 	delete(c.rooms, room)
+	delete(c.last, room)
 	c.mu.Unlock()
 }
 

@@ -174,6 +174,9 @@ func TestClientReconnectsAndRejoins(t *testing.T) {
 	}
 	publishHTTP(t, r, "conversation:c1", `"before"`)
 	poll(t, "the first message", func() bool { return rec.hasMessage(`"before"`) })
+	if pos, ok := c.Position("conversation:c1"); !ok || pos.Offset != 1 || pos.Epoch == "" {
+		t.Fatalf("position after the first message: %+v %v", pos, ok)
+	}
 	if d, q := c.Latency(); d <= 0 || q == gatewayclient.QualityUnknown {
 		t.Fatalf("latency %s quality %s after connecting", d, q)
 	}
