@@ -4,24 +4,42 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"switchboard/libs/store"
 )
 
+// MemoryRooms bounds the rooms whose positions the in-process broker
+// keeps; the least recently published room beyond it is forgotten and
+// starts a new epoch at its next publish, as a Redis room past its
+// retention does.
+const MemoryRooms = 1 << 20
+
 // Memory is the broker of a single replica: publishes go straight to the
-// handler. Its epoch is chosen at start, so a restart starts a new epoch.
+// handler. Epochs are chosen at random, so a restart starts new ones.
 type Memory struct {
 	// Read-only after construction.
 	handler Handler
-	epoch   string
 
 	// Guarded by mu.
-	mu      sync.Mutex
-	offsets map[string]uint64
-	closed  bool
+	mu        sync.Mutex
+	positions *store.Store[string, position]
+	closed    bool
+}
+
+type position struct {
+	epoch  string
+	offset uint64
 }
 
 // NewMemory returns an in-process broker delivering to h.
 func NewMemory(h Handler) *Memory {
-	return &Memory{handler: h, epoch: newEpoch(), offsets: make(map[string]uint64)}
+	positions, err := store.New(store.Options[string, position]{
+		Policy: store.LRU, MaxEntries: MemoryRooms, Shards: 1, ReclaimInterval: -1,
+	})
+	if err != nil {
+		panic("broker: positions store: " + err.Error()) // the options are constant
+	}
+	return &Memory{handler: h, positions: positions}
 }
 
 // Publish delivers data to the handler synchronously, under the lock, so
@@ -35,10 +53,14 @@ func (m *Memory) Publish(ctx context.Context, room string, data []byte) (string,
 	if m.closed {
 		return "", 0, ErrClosed
 	}
-	m.offsets[room]++
-	off := m.offsets[room]
-	m.handler(Message{Room: room, Data: data, Epoch: m.epoch, Offset: off, Published: time.Now()})
-	return m.epoch, off, nil
+	p, ok := m.positions.Get(room)
+	if !ok {
+		p.epoch = newEpoch()
+	}
+	p.offset++
+	m.positions.Set(room, p)
+	m.handler(Message{Room: room, Data: data, Epoch: p.epoch, Offset: p.offset, Published: time.Now()})
+	return p.epoch, p.offset, nil
 }
 
 // Want does nothing: every publish reaches the handler, which knows its
@@ -51,7 +73,10 @@ func (m *Memory) Ready(ctx context.Context, _ string) error { return ctx.Err() }
 // Close stops publishing.
 func (m *Memory) Close() error {
 	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	if !m.closed {
+		m.closed = true
+		m.positions.Close()
+	}
 	return nil
 }
