@@ -172,6 +172,7 @@ func (c *Conn) Send(frame []byte, published time.Time) {
 	}
 	if c.queued+c.inflight+len(frame) > c.cfg.QueueBytes {
 		c.closeLocked(protocol.CloseSlowConsumer)
+		c.startFlushLocked()
 		c.qmu.Unlock()
 		// A write stuck on a peer that does not read is cut after a short
 		// grace; a peer that reads slowly gets the close frame before it.

@@ -107,5 +107,9 @@ func FromEnv(env *config.Env) (Config, error) {
 			MaxRooms:        env.Int("GATEWAY_MAX_ROOMS", 100, 1, 100_000),
 		},
 	}
+	if int64(c.Conn.QueueBytes) < 2*c.Conn.MaxMessageBytes {
+		env.Fail("GATEWAY_QUEUE_BYTES", "%d is less than twice GATEWAY_MAX_MESSAGE_BYTES (%d): one message could fill a queue",
+			c.Conn.QueueBytes, c.Conn.MaxMessageBytes)
+	}
 	return c, env.Err()
 }

@@ -32,6 +32,14 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("config %+v", cfg)
 		}
 	})
+	t.Run("queue smaller than two messages", func(t *testing.T) {
+		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
+			"GATEWAY_QUEUE_BYTES": "64KiB", "GATEWAY_MAX_MESSAGE_BYTES": "64KiB",
+		})))
+		if err == nil || !strings.Contains(err.Error(), "GATEWAY_QUEUE_BYTES") {
+			t.Fatalf("got %v, want an error naming GATEWAY_QUEUE_BYTES", err)
+		}
+	})
 	t.Run("every bad variable is named", func(t *testing.T) {
 		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "lots", "GATEWAY_PING_INTERVAL": "-1s", "GATEWAY_LOG_LEVEL": "loud",
