@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -29,7 +30,15 @@ type GRPCOptions struct {
 	Logger *slog.Logger
 	// MaxRecvBytes caps one inbound message. Zero: 4 MiB.
 	MaxRecvBytes int
-	// Unary and Stream run after metrics and recovery, in order.
+	// MaxCallTime bounds the work of one unary call, so that a client that
+	// sets no deadline cannot hold a handler for ever: the handler's context
+	// ends at the client's deadline or MaxCallTime after the call arrived,
+	// whichever comes first, and a call cut by the bound is answered
+	// DEADLINE_EXCEEDED. Streams are not bounded. Zero: no bound but the
+	// client's.
+	MaxCallTime time.Duration
+	// Unary and Stream run after metrics, recovery and the call bound, in
+	// order.
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 }
@@ -59,9 +68,13 @@ func NewGRPC(opts GRPCOptions) *GRPC {
 		log.ErrorContext(ctx, "panic in rpc", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	unary := append([]grpc.UnaryServerInterceptor{
+	unary := []grpc.UnaryServerInterceptor{
 		m.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(onPanic),
-	}, opts.Unary...)
+	}
+	if opts.MaxCallTime > 0 {
+		unary = append(unary, boundCall(opts.MaxCallTime))
+	}
+	unary = append(unary, opts.Unary...)
 	stream := append([]grpc.StreamServerInterceptor{
 		m.StreamServerInterceptor(), recovery.StreamServerInterceptor(onPanic),
 	}, opts.Stream...)
@@ -105,4 +118,22 @@ func (g *GRPC) Serve(ctx context.Context, lis net.Listener, grace time.Duration)
 	}
 	<-errc
 	return nil
+}
+
+// boundCall ends a unary call's context max after it arrived unless the
+// client's deadline comes first, and answers DEADLINE_EXCEEDED for a call
+// that failed because the bound passed.
+func boundCall(max time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if d, ok := ctx.Deadline(); ok && time.Until(d) <= max {
+			return handler(ctx, req)
+		}
+		bounded, cancel := context.WithTimeout(ctx, max)
+		defer cancel()
+		resp, err := handler(bounded, req)
+		if err != nil && ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded) {
+			return nil, status.Error(codes.DeadlineExceeded, "the call took longer than the server allows")
+		}
+		return resp, err
+	}
 }
