@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -736,5 +738,51 @@ func TestParsePolicy(t *testing.T) {
 		if k.String() != want {
 			t.Errorf("%d.String() = %q", k, k.String())
 		}
+	}
+}
+
+func TestConcurrentReplaceNeverTearsValues(t *testing.T) {
+	// Readers take no lock for FIFO and TinyLFU: a Get racing a Set of
+	// the same key must see the old or the new value whole.
+	type pair struct{ a, b int }
+	for _, p := range []Policy{FIFO, TinyLFU, LRU} {
+		t.Run(string(p), func(t *testing.T) {
+			s := newTest(t, Options[int, pair]{Policy: p, MaxEntries: 64, Shards: 2})
+			var wg sync.WaitGroup
+			var seen atomic.Int64
+			stop := make(chan struct{})
+			for w := range 2 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						v, ok := s.Get(i % 8)
+						if !ok {
+							continue
+						}
+						seen.Add(1)
+						if v.a != v.b {
+							t.Errorf("reader %d: torn value %+v", w, v)
+							return
+						}
+					}
+				})
+			}
+			for i := range 20_000 {
+				_ = s.Set(i%8, pair{i, i})
+				if i%1000 == 0 {
+					s.Delete(i % 8)
+				}
+			}
+			for seen.Load() == 0 { // the readers must have read something
+				runtime.Gosched()
+			}
+			close(stop)
+			wg.Wait()
+			checkInvariants(t, s)
+		})
 	}
 }
