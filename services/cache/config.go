@@ -31,6 +31,9 @@ type Config struct {
 	// Grace is how long in-flight calls may run after a stop signal before
 	// they are cut. CACHE_GRACE, default 10s.
 	Grace time.Duration
+	// MaxCallTime is the longest a unary call may work when its client
+	// sets no sooner deadline. CACHE_MAX_CALL_TIME, default 5s.
+	MaxCallTime time.Duration
 	// Credential, when set, is required on every cache.v1 call as
 	// "authorization: Bearer <credential>". CACHE_SERVICE_CREDENTIAL,
 	// default empty: no credential asked, so keep the listener private.
@@ -107,6 +110,7 @@ func loadConfig(env *config.Env) (Config, error) {
 	c.Caches = parseCaches(env, "CACHE_CACHES")
 	c.Limits = loadLimits(env)
 	c.Grace = env.Duration("CACHE_GRACE", 10*time.Second, 0, 10*time.Minute)
+	c.MaxCallTime = env.Duration("CACHE_MAX_CALL_TIME", 5*time.Second, 10*time.Millisecond, 10*time.Minute)
 	c.Credential = env.Secret("CACHE_SERVICE_CREDENTIAL")
 	return c, env.Err()
 }

@@ -50,7 +50,9 @@ func newService(cfg Config, log *slog.Logger, clock store.Clock) (*service, erro
 
 	reg := metrics.NewRegistry()
 	reg.MustRegister(newStatsCollector(cs))
-	opts := server.GRPCOptions{Registry: reg, Logger: log, MaxRecvBytes: cfg.Limits.MaxRequestBytes}
+	opts := server.GRPCOptions{
+		Registry: reg, Logger: log, MaxRecvBytes: cfg.Limits.MaxRequestBytes, MaxCallTime: cfg.MaxCallTime,
+	}
 	if cfg.Credential != "" {
 		unary, stream := server.NewCredential(cfg.Credential).Require(isCacheMethod)
 		opts.Unary = []grpc.UnaryServerInterceptor{unary}
