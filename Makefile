@@ -7,7 +7,7 @@ BIN      := $(CURDIR)/bin
 GOTEST   ?= go test -race -count=1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build test lint proto tools run bench clean
+.PHONY: all build test lint proto tools run bench fuzz clean
 
 all: build
 
@@ -27,6 +27,19 @@ test:
 	done
 	@echo "=== bench (compiles and checks the benchmark harness)"
 	@cd bench && GOWORK=off $(GOTEST) -run . -bench '^$$' ./...
+
+## fuzz: search each fuzz target of every module for FUZZTIME (make test
+## runs only their seeds); a failing input is written under the package's
+## testdata/fuzz/ for a plain go test to replay
+FUZZTIME ?= 10s
+fuzz:
+	@grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | sort | while read -r f; do \
+		d=$$(dirname "$$f"); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "fuzz $$d $$t for $(FUZZTIME)"; \
+			(cd "$$d" && go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+		done; \
+	done
 
 ## lint: gofmt, go vet and buf lint over every module
 lint: $(BIN)/buf
