@@ -92,6 +92,12 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 	if cfg.RedisURL != "" {
 		broker = "redis"
 	}
+	if cfg.ServiceCredential == "" {
+		log.Warn("GATEWAY_SERVICE_CREDENTIAL is empty: every publish from a backend is refused")
+	}
+	if cfg.AuthCredential == "" {
+		log.Warn("GATEWAY_AUTH_CREDENTIAL is empty: auth refuses the revocation stream, so validations are not cached")
+	}
 	log.Info("gateway listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
 		"auth", cfg.AuthAddr, "broker", broker)
 	return g.Serve(ctx, httpLis, grpcLis)
