@@ -11,8 +11,9 @@
 // open connections are closed with the "restarting" code spread over the
 // drain period, so their clients do not reconnect all at once; then the
 // HTTP and gRPC servers stop, and the broker and the authenticator close.
-// Serve returns within drain + 2 × the close handshake bound (10 s) +
-// the shutdown grace.
+// Serve returns within the drain period + the write timeout + 15 s (the
+// longest a connection takes to close) + 5 s (the servers' own shutdown
+// grace): 40 s with the defaults.
 //
 // Concurrency: a Gateway's methods are safe for concurrent use; Serve is
 // called once.

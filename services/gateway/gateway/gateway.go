@@ -283,5 +283,16 @@ func (g *Gateway) drain() {
 		}
 		c.Close(protocol.CloseRestarting)
 	}
-	g.conns.Wait()
+	done := make(chan struct{})
+	go func() { g.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(g.cfg.Conn.WriteTimeout + closeHandshake):
+		g.log.Warn("connections still open after the drain; stopping anyway")
+	}
 }
+
+// closeHandshake bounds the close handshake, which coder/websocket limits
+// to 5 s for each direction; with a write in flight (the write timeout) it
+// is the longest a connection takes to close once told.
+const closeHandshake = 15 * time.Second
