@@ -302,7 +302,7 @@ func (c *Conn) addRoom(room string) bool {
 	return ok
 }
 
-// cleanup leaves every room and forgets the user. It runs when the writer
+// cleanup leaves every room and forgets the user. It runs when the flusher
 // starts closing and again when Serve ends.
 func (c *Conn) cleanup() {
 	c.mu.Lock()

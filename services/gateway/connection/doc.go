@@ -11,7 +11,7 @@
 //   - Deps: the hub, broker and authenticator a connection talks to.
 //
 // INVARIANTS (every change must keep them):
-//   - Always read every socket: the reader never waits on the writer, and
+//   - Always read every socket: the reader never waits on the flusher, and
 //     a request is answered by queueing, never by writing. The reader
 //     pauses only while it handles one request, for at most the request
 //     timeout, which is shorter than the ping timeout.
