@@ -87,7 +87,7 @@ var Closes = []CloseInfo{
 	{CloseInternal, "internal error", "an unexpected failure on the server"},
 	{CloseBadToken, "bad token", "auth rejected the token: malformed, expired at connect, or revoked"},
 	{CloseSessionRevoked, "session revoked", "the session was revoked (logout); log in again"},
-	{CloseBadRequest, "bad request", "a binary frame, or a frame other than auth before authentication"},
+	{CloseBadRequest, "bad request", "a binary frame, or a first frame that is not a well-formed auth request"},
 	{CloseTooManyConnections, "too many connections", "the user holds as many connections as they may"},
 	{CloseMessageTooBig, "message too big", "a frame exceeded the inbound size limit"},
 	{CloseRateLimited, "rate limited", "the client kept sending faster than allowed after being told"},
