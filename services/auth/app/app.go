@@ -83,10 +83,10 @@ func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *au
 	cred := server.NewCredential(cfg.Credential)
 	unary, stream := cred.Require(grpcapi.Trusted)
 	g := server.NewGRPC(server.GRPCOptions{
-		Registry: reg, Logger: log, MaxRecvBytes: 64 << 10,
+		Registry: reg, Logger: log, MaxRecvBytes: 64 << 10, MaxCallTime: cfg.MaxCallTime,
 		Unary: []grpc.UnaryServerInterceptor{unary}, Stream: []grpc.StreamServerInterceptor{stream},
 	})
-	grpcapi.New(a, cred, log).Register(g)
+	grpcapi.New(a, cred, log, grpcapi.Options{MaxWatchers: cfg.MaxRevocationWatchers}).Register(g)
 	hs := server.NewHTTPServer(httpMux(a, cfg, reg, log))
 
 	// On shutdown the follower ends every watcher at once, so that the

@@ -8,6 +8,7 @@ import (
 
 	"switchboard/libs/config"
 	"switchboard/libs/logging"
+	"switchboard/services/auth/grpcapi"
 	"switchboard/services/auth/password"
 	"switchboard/services/auth/token"
 )
@@ -69,7 +70,13 @@ type Config struct {
 	Argon2Slots int             // AUTH_ARGON2_CONCURRENCY, 2: hashes computed at once
 
 	ShutdownGrace time.Duration // AUTH_SHUTDOWN_GRACE, 10s
-	LogLevel      slog.Level    // AUTH_LOG_LEVEL, info
+	// MaxCallTime is AUTH_MAX_CALL_TIME, 10s, in [100ms, 5m]: the longest a
+	// unary call may work when its client sets no sooner deadline.
+	MaxCallTime time.Duration
+	// MaxRevocationWatchers is AUTH_MAX_REVOCATION_WATCHERS, 256, in
+	// [1, 100000]: WatchRevocations streams open at once.
+	MaxRevocationWatchers int
+	LogLevel              slog.Level // AUTH_LOG_LEVEL, info
 
 	// Embedded is true when RedisURL is empty.
 	Embedded bool
@@ -111,8 +118,10 @@ func Load(env *config.Env) (Config, error) {
 			MemoryKiB: uint32(env.Bytes("AUTH_ARGON2_MEMORY", 64<<20, 64<<10, 1<<30) >> 10),
 			Threads:   uint8(env.Int("AUTH_ARGON2_THREADS", 2, 1, 16)),
 		},
-		Argon2Slots:   env.Int("AUTH_ARGON2_CONCURRENCY", 2, 1, 64),
-		ShutdownGrace: env.Duration("AUTH_SHUTDOWN_GRACE", 10*time.Second, 0, 5*time.Minute),
+		Argon2Slots:           env.Int("AUTH_ARGON2_CONCURRENCY", 2, 1, 64),
+		ShutdownGrace:         env.Duration("AUTH_SHUTDOWN_GRACE", 10*time.Second, 0, 5*time.Minute),
+		MaxCallTime:           env.Duration("AUTH_MAX_CALL_TIME", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+		MaxRevocationWatchers: env.Int("AUTH_MAX_REVOCATION_WATCHERS", grpcapi.DefaultMaxWatchers, 1, 100_000),
 	}
 	for _, p := range env.List("AUTH_TRUSTED_PROXIES", nil) {
 		prefix, err := netip.ParsePrefix(p)

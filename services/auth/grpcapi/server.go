@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,18 +37,37 @@ var trusted = map[string]bool{
 // pass it to server.Credential.Require.
 func Trusted(method string) bool { return trusted[method] }
 
+// DefaultMaxWatchers is the default of Options.MaxWatchers.
+const DefaultMaxWatchers = 256
+
+// Options configure a Server.
+type Options struct {
+	// MaxWatchers caps the WatchRevocations streams open at once; one more
+	// is refused with RESOURCE_EXHAUSTED. 0 = DefaultMaxWatchers.
+	MaxWatchers int
+}
+
 // Server implements authv1.AuthServiceServer.
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
+
+	// Read-only after construction.
 	a    *authority.Authority
 	cred server.Credential
 	log  *slog.Logger
+	opts Options
+
+	// Safe on its own.
+	watchers atomic.Int64 // open WatchRevocations streams
 }
 
 // New returns a Server. cred tells a trusted proxy's Login, whose
 // client_address is honoured, from an end user's.
-func New(a *authority.Authority, cred server.Credential, log *slog.Logger) *Server {
-	return &Server{a: a, cred: cred, log: log}
+func New(a *authority.Authority, cred server.Credential, log *slog.Logger, opts Options) *Server {
+	if opts.MaxWatchers <= 0 {
+		opts.MaxWatchers = DefaultMaxWatchers
+	}
+	return &Server{a: a, cred: cred, log: log, opts: opts}
 }
 
 // Register adds s to g.
@@ -218,12 +238,19 @@ func (s *Server) ListConversations(ctx context.Context, r *authv1.ListConversati
 	return &authv1.ListConversationsResponse{ConversationIds: c}, nil
 }
 
-// WatchRevocations implements AuthService. The follower is registered
+// WatchRevocations implements AuthService. At most Options.MaxWatchers
+// streams are open at once; one more is refused with RESOURCE_EXHAUSTED.
+// The follower is registered
 // before the response headers are sent, so a client that has received them
 // misses nothing revoked afterwards. The stream ends with UNAVAILABLE when
 // events may have been missed; the client then drops its cache and calls
 // again.
 func (s *Server) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
+	if s.watchers.Add(1) > int64(s.opts.MaxWatchers) {
+		s.watchers.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "%d revocation watchers are open, the limit", s.opts.MaxWatchers)
+	}
+	defer s.watchers.Add(-1)
 	w := s.a.Watch()
 	defer w.Close()
 	if err := stream.SendHeader(metadata.Pairs("watching", "revocations")); err != nil {
