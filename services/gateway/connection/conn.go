@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -80,6 +81,17 @@ type Deps struct {
 	Logger  *slog.Logger
 }
 
+// Transport carries one connection's frames: a WebSocket
+// (*websocket.Conn, with its read limit off, since the reader applies
+// MaxMessageBytes itself) or the server-sent-event fallback.
+type Transport interface {
+	Reader(ctx context.Context) (websocket.MessageType, io.Reader, error)
+	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
+	Ping(ctx context.Context) error
+	Close(code websocket.StatusCode, reason string) error
+	CloseNow() error
+}
+
 type item struct {
 	frame     []byte
 	published time.Time
@@ -91,7 +103,7 @@ var lastID atomic.Uint64
 type Conn struct {
 	// Read-only after construction.
 	id      string
-	ws      *websocket.Conn
+	ws      Transport
 	cfg     Config
 	deps    Deps
 	limiter *rate.Limiter // reader only
@@ -124,8 +136,8 @@ type Conn struct {
 	flushing  bool               // a flusher goroutine runs
 }
 
-// New wraps an accepted WebSocket. Serve runs it.
-func New(ws *websocket.Conn, cfg Config, deps Deps) *Conn {
+// New wraps an accepted transport. Serve runs it.
+func New(ws Transport, cfg Config, deps Deps) *Conn {
 	cfg = cfg.WithDefaults()
 	id := strconv.FormatUint(lastID.Add(1), 36)
 	c := &Conn{
@@ -159,8 +171,11 @@ func (c *Conn) logger() *slog.Logger {
 	return c.deps.Logger.With("connection", c.id, "user", c.identity().User)
 }
 
-// ID names the connection in logs.
+// ID names the connection in logs and in the fallback's URLs.
 func (c *Conn) ID() string { return c.id }
+
+// User returns the authenticated user, or "" before authentication.
+func (c *Conn) User() string { return c.identity().User }
 
 // Send queues frame without blocking. A frame that would take the queue
 // past its byte limit closes the connection as a slow consumer instead.
@@ -259,7 +274,6 @@ func (c *Conn) Serve(ctx context.Context, token string) {
 	defer c.deps.Metrics.Connections.Dec()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c.ws.SetReadLimit(-1) // the reader applies MaxMessageBytes itself
 
 	stopAuthTimer := c.authTimer()
 	c.pingTimer.Reset(c.cfg.PingInterval)

@@ -1,5 +1,6 @@
 // Package gateway assembles one gateway replica: the HTTP server with
-// `GET /ws`, `POST /v1/publish`, `/readyz`, `/healthz` and `/metrics`; the
+// `GET /ws`, the event-stream fallback (`GET /sse`, `POST /sse/{id}`),
+// `POST /v1/publish`, `/readyz`, `/healthz` and `/metrics`; the
 // gRPC PublishService; the hub, the broker (Redis when a URL is given,
 // in-process otherwise) and the authenticator that follows revocations.
 //

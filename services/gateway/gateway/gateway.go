@@ -27,6 +27,7 @@ import (
 	"switchboard/services/gateway/connection"
 	"switchboard/services/gateway/hub"
 	"switchboard/services/gateway/publish"
+	"switchboard/services/gateway/sse"
 	"switchboard/services/gateway/telemetry"
 )
 
@@ -61,6 +62,7 @@ type Gateway struct {
 	publish *publish.Service
 	accept  *websocket.AcceptOptions
 	web     http.Handler
+	streams *sse.Registry // connections on the event-stream fallback
 
 	// Safe on their own.
 	ready atomic.Bool
@@ -85,6 +87,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		cfg: cfg, log: opts.Logger, reg: opts.Registry, web: opts.Web,
 		metrics: telemetry.New(opts.Registry),
 		live:    make(map[*connection.Conn]struct{}),
+		streams: sse.NewRegistry(),
 	}
 	g.hub = hub.New(hub.Options{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser, Metrics: g.metrics})
 	if err := g.newBroker(); err != nil {
@@ -153,6 +156,8 @@ func (g *Gateway) Hub() *hub.Hub { return g.hub }
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", g.serveWS)
+	mux.HandleFunc("GET /sse", g.serveSSE)
+	mux.HandleFunc("POST /sse/{id}", g.servePost)
 	mux.Handle("POST /v1/publish", g.publish)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", g.serveReady)
@@ -191,6 +196,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.conns.Done()
 		return // Accept answered the client; its error may quote the request
 	}
+	ws.SetReadLimit(-1) // the connection applies its own limit
 	token := bearerToken(r)
 	c := connection.New(ws, g.cfg.Conn, connection.Deps{
 		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/services/gateway/authn"
+	"switchboard/services/gateway/connection"
+	"switchboard/services/gateway/sse"
+)
+
+// serveSSE serves the fallback's event stream: a connection like a
+// WebSocket one, whose frames go down the response. The token must come in
+// the Authorization header.
+func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if !g.admit() {
+		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.conns.Done()
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		http.Error(w, "the stream needs an Authorization: Bearer token", http.StatusUnauthorized)
+		return
+	}
+	st, err := sse.Open(w, r, g.cfg.Conn.WriteTimeout)
+	if err != nil {
+		return
+	}
+	c := connection.New(st, g.cfg.Conn, connection.Deps{
+		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
+	})
+	g.streams.Add(c.ID(), st, c.User)
+	defer g.streams.Remove(c.ID())
+	g.track(c, true)
+	defer g.track(c, false)
+	c.Serve(context.Background(), token) // on this goroutine: the response lives with it
+}
+
+type postError struct {
+	Error protocol.Error `json:"error"`
+}
+
+// servePost hands one request of a fallback connection to it. The request
+// needs a token of the connection's user; its answer comes down the
+// stream.
+func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int, code protocol.ErrorCode, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(postError{protocol.Error{Code: code, Message: msg}})
+	}
+	st, user, ok := g.streams.Get(r.PathValue("id"))
+	if !ok {
+		fail(http.StatusNotFound, protocol.ErrNotMember, "this gateway holds no such connection")
+		return
+	}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	id, err := g.auth.Validate(r.Context(), token)
+	switch {
+	case errors.Is(err, authn.ErrUnavailable):
+		fail(http.StatusServiceUnavailable, protocol.ErrUnavailable, "auth did not answer; retry later")
+		return
+	case err != nil || user == "" || id.User != user:
+		fail(http.StatusUnauthorized, protocol.ErrBadToken, "the token does not belong to this connection's user")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Conn.MaxMessageBytes))
+	if err != nil {
+		fail(http.StatusRequestEntityTooLarge, protocol.ErrBadRequest, "the request exceeds the inbound limit")
+		return
+	}
+	switch err := st.Deliver(body); {
+	case errors.Is(err, sse.ErrBusy):
+		fail(http.StatusTooManyRequests, protocol.ErrRateLimited, "too many requests waiting; slow down")
+	case err != nil:
+		fail(http.StatusNotFound, protocol.ErrNotMember, "the connection has ended")
+	default:
+		w.WriteHeader(http.StatusAccepted)
+	}
+}

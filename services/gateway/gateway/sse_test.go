@@ -1,0 +1,184 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/libs/gatewayclient/protocol"
+)
+
+// sseClient reads the fallback's event stream.
+type sseClient struct {
+	t      *testing.T
+	r      *replica
+	events chan sseEvent
+	conn   string
+	cancel context.CancelFunc
+}
+
+type sseEvent struct {
+	name string
+	data string
+}
+
+func dialSSE(t *testing.T, r *replica, token string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.http+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		cancel()
+		t.Fatalf("stream answer %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	c := &sseClient{t: t, r: r, events: make(chan sseEvent, 1024), cancel: cancel}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(c.events)
+		defer resp.Body.Close()
+		c.read(bufio.NewReader(resp.Body))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func (c *sseClient) read(br *bufio.Reader) {
+	ev := sseEvent{name: "message"}
+	var data []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "":
+			if len(data) > 0 {
+				ev.data = strings.Join(data, "\n")
+				c.events <- ev
+			}
+			ev, data = sseEvent{name: "message"}, nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event: "):
+			ev.name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, strings.TrimPrefix(line, "data: "))
+		}
+	}
+}
+
+// frame waits for a frame event that matches.
+func (c *sseClient) frame(what string, match func(protocol.Frame) bool) protocol.Frame {
+	c.t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				c.t.Fatalf("stream ended waiting for %s", what)
+			}
+			var f protocol.Frame
+			if ev.name == "message" && json.Unmarshal([]byte(ev.data), &f) == nil && match(f) {
+				return f
+			}
+		case <-timeout:
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// closed waits for the close event and returns its code.
+func (c *sseClient) closed() int {
+	c.t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				c.t.Fatal("stream ended without a close event")
+			}
+			if ev.name == "close" {
+				var body struct{ Code int }
+				json.Unmarshal([]byte(ev.data), &body)
+				return body.Code
+			}
+		case <-timeout:
+			c.t.Fatal("timed out waiting for the close event")
+		}
+	}
+}
+
+// post sends one request and returns the HTTP status.
+func (c *sseClient) post(token string, req protocol.Request) int {
+	c.t.Helper()
+	b, _ := json.Marshal(req)
+	hr, _ := http.NewRequest(http.MethodPost, c.r.http+"/sse/"+c.conn, strings.NewReader(string(b)))
+	hr.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The event-stream fallback carries the same frames and close codes as a
+// WebSocket.
+func TestSSE(t *testing.T) {
+	a := startAuth(t)
+	r := startReplica(t, a, "", nil)
+	a.Grant("alice", "c1")
+	tok := a.Issue("alice", "s1", time.Hour)
+	c := dialSSE(t, r, tok)
+	f := c.frame("connected", func(f protocol.Frame) bool { return f.Type == protocol.TypeConnected })
+	var res protocol.AuthResult
+	json.Unmarshal(f.Result, &res)
+	if res.User != "alice" || res.Connection == "" {
+		t.Fatalf("connected %+v", res)
+	}
+	c.conn = res.Connection
+
+	if st := c.post(tok, protocol.Request{ID: 1, Type: protocol.TypeJoin, Room: "conversation:c1"}); st != http.StatusAccepted {
+		t.Fatalf("post join: %d", st)
+	}
+	if f := c.frame("join reply", func(f protocol.Frame) bool { return f.ID == 1 }); f.Error != nil {
+		t.Fatalf("join: %v", f.Error)
+	}
+	publishHTTP(t, r, "conversation:c1", "{\n  \"multi\": \"line\"\n}")
+	m := c.frame("message", func(f protocol.Frame) bool { return f.Type == protocol.TypeMessage })
+	if m.Room != "conversation:c1" || !strings.Contains(string(m.Data), `"multi"`) {
+		t.Fatalf("message %+v", m)
+	}
+
+	t.Run("refused posts", func(t *testing.T) {
+		if st := c.post(a.Issue("mallory", "s9", time.Hour), protocol.Request{ID: 2, Type: protocol.TypePing}); st != http.StatusUnauthorized {
+			t.Fatalf("another user's token: %d, want 401", st)
+		}
+		other := *c
+		other.conn = "nope"
+		if st := other.post(tok, protocol.Request{ID: 3, Type: protocol.TypePing}); st != http.StatusNotFound {
+			t.Fatalf("unknown connection: %d, want 404", st)
+		}
+	})
+	t.Run("bad token", func(t *testing.T) {
+		if code := dialSSE(t, r, "garbage").closed(); code != int(protocol.CloseBadToken) {
+			t.Fatalf("close code %d, want %d", code, protocol.CloseBadToken)
+		}
+	})
+	t.Run("drain", func(t *testing.T) {
+		go r.stop()
+		if code := c.closed(); code != int(protocol.CloseRestarting) {
+			t.Fatalf("close code %d, want %d", code, protocol.CloseRestarting)
+		}
+	})
+}
