@@ -106,11 +106,11 @@ type workerResult struct {
 
 func work(ctx context.Context, w int, op Op, issued *atomic.Int64, limit int64) workerResult {
 	r := workerResult{errors: map[codes.Code]int{}}
-	for seq := int64(0); ctx.Err() == nil && issued.Add(1) <= limit; seq++ {
+	for seq := int64(0); !ended(ctx) && issued.Add(1) <= limit; seq++ {
 		t0 := time.Now()
 		err := op(ctx, w, seq)
 		d := time.Since(t0)
-		if err != nil && ctx.Err() != nil {
+		if err != nil && ended(ctx) {
 			break // cut by the end of the run, not an answer
 		}
 		r.latencies = append(r.latencies, d)
@@ -119,6 +119,17 @@ func work(ctx context.Context, w int, op Op, issued *atomic.Int64, limit int64) 
 		}
 	}
 	return r
+}
+
+// ended reports whether the run is over. gRPC fails a call whose deadline
+// has passed before the context's own timer has fired, so the clock is
+// read too.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // codeOf is the status code of err; a plain error counts as UNKNOWN.
