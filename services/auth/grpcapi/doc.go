@@ -12,6 +12,10 @@
 // Status messages are fixed texts chosen by the authority; internal errors
 // and tokens never reach a client or a log line from here.
 //
+// Limits: at most Options.MaxWatchers WatchRevocations streams are open at
+// once (RESOURCE_EXHAUSTED past it); message size and the time a unary call
+// may work are bounded by the server.GRPC the Server is registered on.
+//
 // Concurrency: a Server is safe for concurrent use; each WatchRevocations
 // stream owns one authority.Watcher.
 package grpcapi
