@@ -18,10 +18,9 @@ import (
 // the connection ends. It returns the close code to send, or 0 when the
 // peer went away.
 func (c *Conn) read(ctx context.Context, token string) protocol.CloseCode {
-	var buf bytes.Buffer
 	var first *protocol.Request
 	if token == "" {
-		req, code := c.next(ctx, &buf)
+		req, code := c.next(ctx)
 		if code != 0 || (req == nil && c.isClosing()) {
 			return code
 		}
@@ -36,7 +35,7 @@ func (c *Conn) read(ctx context.Context, token string) protocol.CloseCode {
 
 	violations := 0
 	for {
-		req, code := c.next(ctx, &buf)
+		req, code := c.next(ctx)
 		if code != 0 || (req == nil && c.isClosing()) {
 			return code
 		}
@@ -65,7 +64,10 @@ func reqID(req *protocol.Request) uint64 {
 // not a valid request (after answering it with an error), and a close code
 // for a frame that ends the connection. Code 0 with a nil request and a
 // closing connection means the peer went away.
-func (c *Conn) next(ctx context.Context, buf *bytes.Buffer) (*protocol.Request, protocol.CloseCode) {
+//
+// Each frame is read into a buffer of its own, dropped once decoded: a
+// buffer kept between frames would sit in every idle connection.
+func (c *Conn) next(ctx context.Context) (*protocol.Request, protocol.CloseCode) {
 	typ, r, err := c.ws.Reader(ctx)
 	if err != nil {
 		c.Close(0)
@@ -74,7 +76,7 @@ func (c *Conn) next(ctx context.Context, buf *bytes.Buffer) (*protocol.Request, 
 	if typ != websocket.MessageText {
 		return nil, protocol.CloseBadRequest
 	}
-	buf.Reset()
+	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, c.cfg.MaxMessageBytes+1))
 	if err != nil {
 		c.Close(0)
