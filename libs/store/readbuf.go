@@ -2,9 +2,14 @@ package store
 
 import "sync/atomic"
 
-// readBufferSize is the number of reads a shard buffers before a reader
-// tries to apply them (a power of two).
+// readBufferSize is the number of reads a shard buffers (a power of two).
 const readBufferSize = 64
+
+// readDrainRounds is how many rounds of the buffer readers fill between
+// their own drains (a power of two): in a long run of reads without a
+// write, the policy sees one read in readDrainRounds. Every write drains
+// the reads since the last drain, up to a full buffer.
+const readDrainRounds = 4
 
 // readBuffer is a lossy ring of entries that were read, for a policy that
 // can take its hits late and can lose a few: readers add without a lock,
@@ -19,12 +24,12 @@ type readBuffer[K comparable, V any] struct {
 	slots [readBufferSize]atomic.Pointer[entry[K, V]]
 }
 
-// add records a read of e and reports whether the buffer has filled a
-// round, the reader's cue to drain it.
+// add records a read of e and reports whether the reader should drain
+// the buffer: every readDrainRounds rounds.
 func (b *readBuffer[K, V]) add(e *entry[K, V]) bool {
 	i := b.head.Add(1)
 	b.slots[i&(readBufferSize-1)].Store(e)
-	return i&(readBufferSize-1) == 0
+	return i&(readDrainRounds*readBufferSize-1) == 0
 }
 
 // drain hands the entries buffered since the last drain to apply, oldest
