@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/authn"
@@ -70,6 +71,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, protocol.ErrBadToken, "the token does not belong to this connection's user")
 		return
 	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.cfg.Conn.RequestTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Conn.MaxMessageBytes))
 	if err != nil {
 		fail(http.StatusRequestEntityTooLarge, protocol.ErrBadRequest, "the request exceeds the inbound limit")

@@ -119,6 +119,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, httpError{"this call needs the service credential"})
 		return
 	}
+	// A body that trickles in holds a goroutine: bound its time too.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.timeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBytes+4096))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, httpError{"the body is too large"})
