@@ -40,6 +40,8 @@
 //   - NOT_FOUND: a cache name that is not configured.
 //   - RESOURCE_EXHAUSTED: CACHE_MAX_WATCHERS streams already open, or a
 //     message over CACHE_MAX_REQUEST_BYTES (refused by gRPC itself).
+//   - DEADLINE_EXCEEDED: a unary call that worked longer than
+//     CACHE_MAX_CALL_TIME, the bound of calls whose client set none sooner.
 //   - UNAVAILABLE: a Watch stream ended because the replica is stopping.
 //   - INTERNAL: anything else, logged here and answered without detail.
 //
