@@ -156,8 +156,10 @@ func (g *Gateway) Hub() *hub.Hub { return g.hub }
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", g.serveWS)
-	mux.HandleFunc("GET /sse", g.serveSSE)
-	mux.HandleFunc("POST /sse/{id}", g.servePost)
+	mux.HandleFunc("GET /sse", g.cors(g.serveSSE))
+	mux.HandleFunc("POST /sse/{id}", g.cors(g.servePost))
+	mux.HandleFunc("OPTIONS /sse", g.cors(nil))
+	mux.HandleFunc("OPTIONS /sse/{id}", g.cors(nil))
 	mux.Handle("POST /v1/publish", g.publish)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", g.serveReady)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/services/gateway/gateway"
 )
 
 // sseClient reads the fallback's event stream.
@@ -181,4 +182,40 @@ func TestSSE(t *testing.T) {
 			t.Fatalf("close code %d, want %d", code, protocol.CloseRestarting)
 		}
 	})
+}
+
+// The fallback follows the WebSocket's origin rule, and answers the
+// preflight of an allowed origin.
+func TestSSEOrigin(t *testing.T) {
+	a := startAuth(t)
+	r := startReplica(t, a, "", func(c *gateway.Config) { c.AllowedOrigins = []string{"app.example.com"} })
+	tests := []struct {
+		method, path, origin string
+		want                 int
+	}{
+		{http.MethodOptions, "/sse", "https://app.example.com", http.StatusNoContent},
+		{http.MethodOptions, "/sse/abc", "https://app.example.com", http.StatusNoContent},
+		{http.MethodOptions, "/sse", "https://evil.example.com", http.StatusForbidden},
+		{http.MethodGet, "/sse", "https://evil.example.com", http.StatusForbidden},
+		{http.MethodPost, "/sse/abc", "https://evil.example.com", http.StatusForbidden},
+		{http.MethodGet, "/sse", "https://app.example.com", http.StatusUnauthorized}, // allowed, but no token
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path+" "+tt.origin, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, r.http+tt.path, nil)
+			req.Header.Set("Origin", tt.origin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			allow := resp.Header.Get("Access-Control-Allow-Origin")
+			if (tt.want != http.StatusForbidden) != (allow == tt.origin) {
+				t.Fatalf("Access-Control-Allow-Origin %q", allow)
+			}
+		})
+	}
 }
