@@ -33,7 +33,7 @@ type shard[K comparable, V any] struct {
 
 	// safe on their own
 	idx          atomic.Pointer[index[K, V]] // replaced under mu
-	hits, misses atomic.Uint64               // reads; see hitCount
+	hits, misses atomic.Uint64               // reads; see readCounts
 	buf          readBuffer[K, V]            // reads waiting for the policy
 
 	mu          sync.RWMutex
@@ -69,16 +69,15 @@ func newShard[K comparable, V any](p Policy, maxEntries int, maxBytes int64) *sh
 		sh.reads = readBuffered
 	}
 	sh.idx.Store(newIndex[K, V](0))
-	sh.pol = newPolicy[K, V](p, maxEntries, func() (uint64, uint64) {
-		return sh.hitCount(), sh.misses.Load()
-	})
+	sh.pol = newPolicy[K, V](p, maxEntries, sh.readCounts)
 	return sh
 }
 
-// hitCount returns the shard's hits: those counted by hits, and the
-// buffered ones, which the read buffer's head counts.
-func (sh *shard[K, V]) hitCount() uint64 {
-	return sh.hits.Load() + sh.buf.head.Load()
+// readCounts returns the shard's hits and misses: those counted under the
+// lock and those the read buffer counted.
+func (sh *shard[K, V]) readCounts() (hits, misses uint64) {
+	h, m := sh.buf.counts()
+	return sh.hits.Load() + h, sh.misses.Load() + m
 }
 
 // len returns the number of entries. Caller must hold mu.
@@ -91,7 +90,11 @@ func (sh *shard[K, V]) get(s *Store[K, V], key K, h uint64, evs []Event[K]) (V, 
 	var zero V
 	e := sh.idx.Load().find(h, key)
 	if e == nil {
-		sh.misses.Add(1)
+		if sh.reads == readBuffered {
+			sh.buf.miss()
+		} else {
+			sh.misses.Add(1)
+		}
 		return zero, 0, false, evs
 	}
 	var ttl time.Duration

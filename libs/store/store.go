@@ -329,8 +329,9 @@ func (s *Store[K, V]) Stats() Stats {
 	st := Stats{MaxEntries: s.maxEntries, MaxBytes: s.maxBytes, Policy: s.policy}
 	for _, sh := range s.shards {
 		sh.mu.RLock()
-		st.Hits += sh.hitCount()
-		st.Misses += sh.misses.Load()
+		h, m := sh.readCounts()
+		st.Hits += h
+		st.Misses += m
 		st.Evictions += sh.evictions
 		st.Expirations += sh.expirations
 		st.Entries += sh.len()
