@@ -348,3 +348,23 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	c.rtt.Store(int64(d))
 	return d, nil
 }
+
+// Conversations returns the ids of the conversations the user may join.
+func (c *Client) Conversations(ctx context.Context) ([]string, error) {
+	s := c.current()
+	if s == nil {
+		return nil, ErrNotConnected
+	}
+	f, err := s.request(ctx, protocol.Request{Type: protocol.TypeConversations})
+	if err != nil {
+		return nil, err
+	}
+	if f.Error != nil {
+		return nil, f.Error
+	}
+	var res protocol.ConversationsResult
+	if err := json.Unmarshal(f.Result, &res); err != nil {
+		return nil, errors.New("gatewayclient: malformed conversations reply")
+	}
+	return res.Conversations, nil
+}

@@ -13,6 +13,8 @@ const (
 	TypePublish = "publish"
 	TypePing    = "ping"
 	TypeRefresh = "refresh"
+	// TypeConversations lists the conversations the user may join.
+	TypeConversations = "conversations"
 )
 
 // Server frame types.
@@ -96,6 +98,15 @@ type PingResult struct {
 	TS         json.RawMessage `json:"ts"`
 	ServerTime int64           `json:"server_time"`
 }
+
+// ConversationsResult answers conversations with the ids (not room names)
+// of the conversations the user may join, at most MaxConversations.
+type ConversationsResult struct {
+	Conversations []string `json:"conversations"`
+}
+
+// MaxConversations bounds a conversations answer.
+const MaxConversations = 1000
 
 // RefreshResult answers refresh with the new expiry in Unix milliseconds.
 type RefreshResult struct {

@@ -186,6 +186,18 @@ func (a *Authenticator) Authorize(ctx context.Context, user, conversation string
 	return resp.GetAllowed(), nil
 }
 
+// Conversations asks auth which conversations user may see.
+func (a *Authenticator) Conversations(ctx context.Context, user string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.CallTimeout)
+	defer cancel()
+	resp, err := a.opts.Client.ListConversations(ctx, &authv1.ListConversationsRequest{UserId: user})
+	if err != nil {
+		a.opts.Metrics.AuthErrors.Inc()
+		return nil, ErrUnavailable
+	}
+	return resp.GetConversationIds(), nil
+}
+
 // classify maps an auth error to ErrBadToken or ErrUnavailable.
 func (a *Authenticator) classify(err error) error {
 	switch status.Code(err) {

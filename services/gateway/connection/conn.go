@@ -70,6 +70,7 @@ func (c Config) WithDefaults() Config {
 type Authenticator interface {
 	Validate(ctx context.Context, token string) (authn.Identity, error)
 	Authorize(ctx context.Context, user, conversation string) (bool, error)
+	Conversations(ctx context.Context, user string) ([]string, error)
 }
 
 // Deps are the parts a connection talks to.

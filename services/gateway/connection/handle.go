@@ -29,6 +29,8 @@ func (c *Conn) handle(ctx context.Context, req *protocol.Request) {
 		c.publish(ctx, req)
 	case protocol.TypeRefresh:
 		c.refresh(ctx, req)
+	case protocol.TypeConversations:
+		c.conversations(ctx, req)
 	case protocol.TypeAuth:
 		c.replyError(req.ID, protocol.ErrAlreadyAuthenticated, "the connection is already authenticated")
 	default:
@@ -146,6 +148,18 @@ func (c *Conn) refresh(ctx context.Context, req *protocol.Request) {
 	}
 	c.armExpiry()
 	c.reply(req.ID, protocol.RefreshResult{ExpiresAt: id.Expires.UnixMilli()})
+}
+
+func (c *Conn) conversations(ctx context.Context, req *protocol.Request) {
+	ids, err := c.deps.Auth.Conversations(ctx, c.identity().User)
+	if err != nil {
+		c.replyError(req.ID, protocol.ErrUnavailable, "auth did not answer; retry later")
+		return
+	}
+	if len(ids) > protocol.MaxConversations {
+		ids = ids[:protocol.MaxConversations]
+	}
+	c.reply(req.ID, protocol.ConversationsResult{Conversations: ids})
 }
 
 func (c *Conn) member(room string) bool {

@@ -100,7 +100,7 @@ func (c *Conn) next(ctx context.Context) (*protocol.Request, protocol.CloseCode)
 func typeLabel(t string) string {
 	switch t {
 	case protocol.TypeAuth, protocol.TypeJoin, protocol.TypeLeave, protocol.TypePublish,
-		protocol.TypePing, protocol.TypeRefresh:
+		protocol.TypePing, protocol.TypeRefresh, protocol.TypeConversations:
 		return t
 	}
 	return "unknown"

@@ -191,6 +191,9 @@ func TestClientReconnectsAndRejoins(t *testing.T) {
 	if err != nil || pos.Offset != 3 {
 		t.Fatalf("publish: %+v %v, want offset 3", pos, err)
 	}
+	if ids, err := c.Conversations(ctx); err != nil || len(ids) != 1 || ids[0] != "c1" {
+		t.Fatalf("conversations: %v %v, want [c1]", ids, err)
+	}
 	var se *protocol.Error
 	if err := c.Join(ctx, "conversation:secret"); !errors.As(err, &se) || se.Code != protocol.ErrForbidden {
 		t.Fatalf("forbidden join: %v", err)

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,6 +165,23 @@ func (a *Auth) Authorize(_ context.Context, req *authv1.AuthorizeRequest) (*auth
 		return nil, status.Error(codes.Unavailable, "down")
 	}
 	return &authv1.AuthorizeResponse{Allowed: a.grants[grant{req.GetUserId(), req.GetConversationId()}]}, nil
+}
+
+// ListConversations implements AuthServiceServer.
+func (a *Auth) ListConversations(_ context.Context, req *authv1.ListConversationsRequest) (*authv1.ListConversationsResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return nil, status.Error(codes.Unavailable, "down")
+	}
+	var ids []string
+	for g := range a.grants {
+		if g.user == req.GetUserId() {
+			ids = append(ids, g.conversation)
+		}
+	}
+	slices.Sort(ids)
+	return &authv1.ListConversationsResponse{ConversationIds: ids}, nil
 }
 
 // WatchRevocations implements AuthServiceServer; it is a trusted call.
