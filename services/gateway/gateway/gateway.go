@@ -252,7 +252,8 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) erro
 		gs.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		wg.Go(func() { errc <- gs.Serve(srvCtx, grpcLis, shutdownGrace) })
 	}
-	watchCtx, stopWatch := context.WithCancel(ctx)
+	// Revocations are followed until the drain is over.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { g.auth.Watch(watchCtx) })
 	g.ready.Store(true)
 
@@ -282,6 +283,7 @@ func (g *Gateway) drain() {
 		conns = append(conns, c)
 	}
 	g.mu.Unlock()
+	g.log.Info("draining", "connections", len(conns), "period", g.cfg.Drain.String())
 
 	start := time.Now()
 	for i, c := range conns {
