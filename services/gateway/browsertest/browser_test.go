@@ -188,6 +188,15 @@ func (p *page) open(id string) {
 	)
 }
 
+// openFromList opens a conversation from the list the gateway gave.
+func (p *page) openFromList(id string) {
+	p.t.Helper()
+	sel := fmt.Sprintf(`#conversations button[data-conversation=%q]`, id)
+	p.waitFor("conversation "+id+" listed", fmt.Sprintf(`document.querySelector(%q) !== null`, sel), 10*time.Second)
+	p.do("open "+id+" from the list", 10*time.Second, chromedp.Click(chromedp.CSS(sel)))
+	p.waitOpen(id)
+}
+
 // waitOpen waits until the conversation is shown.
 func (p *page) waitOpen(id string) {
 	p.t.Helper()

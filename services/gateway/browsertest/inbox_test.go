@@ -3,13 +3,12 @@ package browsertest
 import (
 	"bufio"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"switchboard/libs/redistest"
-	"switchboard/services/gateway/web"
 )
 
 // stackOptions shape one test's processes.
@@ -18,26 +17,30 @@ type stackOptions struct {
 	redis       bool          // share a real redis-server (forced when replicas > 1)
 	accessTTL   time.Duration // AUTH_ACCESS_TTL; zero: auth's default
 	expiryGrace time.Duration // GATEWAY_EXPIRY_GRACE; zero: the gateway's default
+	// origins are more page origins (a proxy's) for auth's CORS list and
+	// the gateways' allowed origins.
+	origins []string
 }
 
-// stack is one test's auth, gateway replicas and the pages' origins.
+// stack is one test's auth and gateway replicas; each replica serves the
+// demo page.
 type stack struct {
 	auth     *authService
 	gateways []*gatewayReplica
-	pages    []*httptest.Server // pages[i] serves the page bound to gateways[i]
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	s := &stack{}
-	var origins, patterns []string
-	for range opts.replicas {
-		srv := httptest.NewUnstartedServer(nil)
-		t.Cleanup(srv.Close)
-		s.pages = append(s.pages, srv)
-		origin := "http://" + srv.Listener.Addr().String()
-		origins = append(origins, origin)
-		patterns = append(patterns, hostPattern(origin))
+	addrs := make([]string, opts.replicas)
+	origins := slices.Clone(opts.origins)
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+		origins = append(origins, "http://"+addrs[i])
+	}
+	patterns := make([]string, len(origins))
+	for i, o := range origins {
+		patterns[i] = hostPattern(o)
 	}
 	s.auth = startAuth(t, authOptions{accessTTL: opts.accessTTL, origins: origins})
 
@@ -45,21 +48,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if opts.redis || opts.replicas > 1 {
 		rs = redistest.Start(t)
 	}
-	for i := range opts.replicas {
-		g := startGateway(t, s.auth, gatewayOptions{redis: rs, expiryGrace: opts.expiryGrace, origins: patterns})
-		s.gateways = append(s.gateways, g)
-		h, err := web.New(web.Options{AuthURL: s.auth.URL(), GatewayURL: g.URL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.pages[i].Config.Handler = h
-		s.pages[i].Start()
+	for _, addr := range addrs {
+		s.gateways = append(s.gateways, startGateway(t, s.auth, gatewayOptions{
+			addr: addr, redis: rs, expiryGrace: opts.expiryGrace, origins: patterns,
+		}))
 	}
 	return s
 }
 
-// pageURL is the demo page bound to replica i.
-func (s *stack) pageURL(i int) string { return s.pages[i].URL + "/" }
+// pageURL is the demo page as replica i serves it.
+func (s *stack) pageURL(i int) string { return s.gateways[i].URL() + "/" }
 
 // gauge reads one unlabelled metric of a replica.
 func gauge(t *testing.T, g *gatewayReplica, name string) string {
@@ -96,10 +94,9 @@ func TestTwoAgentsOnTwoReplicas(t *testing.T) {
 		}
 	}
 
-	for _, p := range []*page{agent, bob} {
-		p.open(demoConversation)
-		p.waitOpen(demoConversation)
-	}
+	agent.openFromList(demoConversation)
+	bob.open(demoConversation)
+	bob.waitOpen(demoConversation)
 	agent.send("hello from the agent on replica 1")
 	bob.waitMessage("hello from the agent on replica 1", 10*time.Second)
 	bob.send("hello back from bob on replica 2")
@@ -180,6 +177,10 @@ func TestAgentWithoutAccessCannotOpen(t *testing.T) {
 
 	carol := b.newPage(t, "carol")
 	carol.login(s.pageURL(0), carolEmail, testPassword)
+	carol.waitFor("the conversation list", `document.getElementById('conversations').dataset.loaded === 'true'`, 10*time.Second)
+	if n := eval[int](carol, `document.querySelectorAll('#conversations button').length`); n != 0 {
+		t.Fatalf("an agent without access is offered %d conversations", n)
+	}
 	carol.open(demoConversation)
 	carol.waitFor("the refusal", `document.getElementById('error').textContent.startsWith('forbidden')`, 10*time.Second)
 	if !eval[bool](carol, `document.getElementById('conversation').hidden`) {
@@ -189,8 +190,7 @@ func TestAgentWithoutAccessCannotOpen(t *testing.T) {
 
 	agent := b.newPage(t, "agent")
 	agent.login(s.pageURL(0), demoEmail, demoPassword)
-	agent.open(demoConversation)
-	agent.waitOpen(demoConversation)
+	agent.openFromList(demoConversation)
 	agent.send("for members only")
 	agent.waitMessage("for members only", 10*time.Second)
 	if n := eval[int](carol, `document.querySelectorAll('#messages li').length`); n != 0 {

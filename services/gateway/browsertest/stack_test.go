@@ -221,6 +221,7 @@ type gatewayReplica struct {
 
 // gatewayOptions tune startGateway.
 type gatewayOptions struct {
+	addr        string            // host:port; empty: a free port
 	redis       *redistest.Server // nil: the in-process broker
 	expiryGrace time.Duration     // GATEWAY_EXPIRY_GRACE; zero: the default
 	origins     []string          // GATEWAY_ALLOWED_ORIGINS host patterns
@@ -229,12 +230,16 @@ type gatewayOptions struct {
 
 func startGateway(t *testing.T, a *authService, opts gatewayOptions) *gatewayReplica {
 	t.Helper()
-	g := &gatewayReplica{addr: freeAddr(t)}
+	g := &gatewayReplica{addr: opts.addr}
+	if g.addr == "" {
+		g.addr = freeAddr(t)
+	}
 	env := []string{
 		"GATEWAY_HTTP_ADDR=" + g.addr, "GATEWAY_GRPC_ADDR=127.0.0.1:0",
 		"AUTH_ADDR=" + a.grpcAddr, "GATEWAY_AUTH_CREDENTIAL=" + authCredential,
 		"GATEWAY_SERVICE_CREDENTIAL=" + publishCredential,
 		"GATEWAY_ALLOWED_ORIGINS=" + strings.Join(opts.origins, ","),
+		"GATEWAY_WEB_AUTH_URL=" + a.URL(),
 		"GATEWAY_DRAIN=0s", "GATEWAY_LOG_LEVEL=warn",
 	}
 	if opts.redis != nil {
