@@ -25,7 +25,8 @@
 //     by halving every counter periodically.
 //   - hill climber: TinyLFU's tuner of the window's share of the entries.
 //   - wheel: a shard's hierarchical timing wheel of entries with a TTL.
-//   - read buffer: a shard's lossy ring of TinyLFU hits not yet applied.
+//   - read buffer: a shard's lossy rings, one per stripe of goroutines,
+//     of TinyLFU hits not yet applied to the policy.
 //   - reclaimer: the goroutine that advances the wheels once per
 //     ReclaimInterval and expires at most ReclaimBudget due entries per
 //     shard per tick.
@@ -43,8 +44,10 @@
 //
 // # Sharding and exactness
 //
-// With Shards == 1 every policy is exact: the store evicts precisely the
-// entry the textbook rule names, and the limits are the store's limits.
+// With Shards == 1, LRU, LFU and FIFO are exact: the store evicts
+// precisely the entry the textbook rule names, and the limits are the
+// store's limits. TinyLFU is approximate by design at any shard count (a
+// frequency sketch, and a read buffer that may drop hits; see below).
 // With n > 1 shards a key lives in the shard chosen by its hash, each
 // shard applies the policy to its own keys only, and each shard has
 // 1/n of each limit (the shares add up to the limit). So the global

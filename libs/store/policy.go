@@ -5,7 +5,8 @@ import "fmt"
 // Policy names an eviction rule.
 type Policy string
 
-// The eviction policies. Each is exact within a shard (see the package doc).
+// The eviction policies. LRU, LFU and FIFO are exact within a shard;
+// TinyLFU is approximate by design (see the package doc).
 const (
 	LRU     Policy = "lru"     // evict the least recently used
 	LFU     Policy = "lfu"     // evict the least frequently used; ties: least recent
