@@ -786,3 +786,41 @@ func TestConcurrentReplaceNeverTearsValues(t *testing.T) {
 		})
 	}
 }
+
+func TestReclaimerLeavesFarEntriesAlone(t *testing.T) {
+	// Entries far from their expiry stay in their buckets from tick to
+	// tick: a tick examines only what is due, so the budget goes to the
+	// entries that have expired.
+	clock := newFakeClock()
+	s := newTest(t, Options[int, int]{
+		MaxEntries: 10_000, Shards: 1, Clock: clock, ReclaimInterval: -1,
+		ReclaimBudget: 10,
+	})
+	far := []time.Duration{2 * time.Minute, 3 * time.Hour, 3 * 24 * time.Hour, 60 * 24 * time.Hour}
+	for i := range 2000 {
+		_ = s.SetWithTTL(i, i, far[i%len(far)])
+	}
+	for i := 2000; i < 2005; i++ {
+		_ = s.SetWithTTL(i, i, time.Second)
+	}
+	clock.Advance(3 * time.Second)
+	if got := s.ReclaimExpired(); got != 5 {
+		t.Fatalf("first tick reclaimed %d, want the 5 expired", got)
+	}
+	for tick := range 5 {
+		clock.Advance(time.Second)
+		if got := s.ReclaimExpired(); got != 0 {
+			t.Fatalf("tick %d reclaimed %d", tick, got)
+		}
+		sh := s.shards[0]
+		sh.mu.Lock()
+		idle := sh.wheel.due.root.tnext == &sh.wheel.due.root
+		sh.mu.Unlock()
+		if !idle {
+			t.Fatalf("tick %d left entries that are not due on the due list", tick)
+		}
+	}
+	if n := s.Len(); n != 2000 {
+		t.Fatalf("Len %d, want 2000", n)
+	}
+}

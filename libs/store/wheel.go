@@ -54,17 +54,17 @@ func (w *wheel[K, V]) schedule(e *entry[K, V]) {
 	l.root.tnext = e
 }
 
-// bucket returns the list an entry expiring at t belongs in.
+// bucket returns the list an entry expiring at t belongs in: the lowest
+// level whose ring reaches t's tick without wrapping. An entry of a higher
+// level is therefore never in its level's current tick.
 func (w *wheel[K, V]) bucket(t int64) *timerList[K, V] {
-	delta := t - w.time
-	if delta <= 0 {
+	if t <= w.time {
 		return &w.due
 	}
 	for i := 0; i < wheelLevels-1; i++ {
-		// Keep one bucket of slack so a far entry never lands in the
-		// bucket of the current tick.
-		if delta < int64(wheelSize[i]-1)<<wheelShift[i] {
-			return &w.levels[i][(t>>wheelShift[i])&int64(wheelSize[i]-1)]
+		tick := t >> wheelShift[i]
+		if tick-w.time>>wheelShift[i] < int64(wheelSize[i]) {
+			return &w.levels[i][tick&int64(wheelSize[i]-1)]
 		}
 	}
 	return &w.levels[wheelLevels-1][0]
@@ -81,14 +81,20 @@ func (w *wheel[K, V]) unschedule(e *entry[K, V]) {
 	e.tnext = nil
 }
 
-// advance moves the wheel to now, splicing every bucket whose tick has
-// come (and the current tick's bucket) onto the due list.
+// advance moves the wheel to now, splicing onto the due list every
+// bucket whose tick has come: at level 0 also the current tick's bucket,
+// which holds entries due within the tick; at the higher levels only
+// ticks that have passed since the last advance, since their current
+// buckets hold nothing due yet.
 func (w *wheel[K, V]) advance(now int64) {
 	if now < w.time {
 		return
 	}
 	for i := 0; i < wheelLevels; i++ {
 		from, to := w.time>>wheelShift[i], now>>wheelShift[i]
+		if i > 0 {
+			from++
+		}
 		n := int64(wheelSize[i])
 		if to-from >= n {
 			from = to - n + 1
