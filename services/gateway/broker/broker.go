@@ -34,9 +34,22 @@ type Broker interface {
 	// Ready waits until room's subscription is confirmed, so that a publish
 	// made after Ready returns reaches this replica.
 	Ready(ctx context.Context, room string) error
+	// Forward hands payload to the replica named node, whose broker passes
+	// it to its ForwardHandler. It reports false when no replica listens
+	// under that name. Replicas listen under their own name once they want
+	// the room NodeRoom(name).
+	Forward(ctx context.Context, node string, payload []byte) (bool, error)
 	// Close stops the broker and waits for its goroutines.
 	Close() error
 }
+
+// ForwardHandler receives the payloads forwarded to this replica. It must
+// not block.
+type ForwardHandler func(payload []byte)
+
+// NodeRoom is the internal room a replica named node listens on for
+// forwarded payloads. Client rooms never look like it.
+func NodeRoom(node string) string { return "node:" + node }
 
 // ErrClosed is returned by a closed broker.
 var ErrClosed = errors.New("broker closed")

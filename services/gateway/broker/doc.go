@@ -10,6 +10,9 @@
 //   - Redis: one Redis pub/sub channel per room, subscribed only while the
 //     replica wants the room; every SUBSCRIBE and UNSUBSCRIBE goes through
 //     one pub/sub connection, batched.
+//   - Forward: a payload for one replica rather than a room, on the
+//     replica's own channel (NodeRoom); the event-stream fallback uses it
+//     to reach the replica that holds a connection.
 //
 // Positions: every publish increments the room's offset and publishes in
 // one atomic step (a Lua script on Redis), so the publisher learns (epoch,

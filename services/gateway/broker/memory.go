@@ -63,6 +63,9 @@ func (m *Memory) Publish(ctx context.Context, room string, data []byte) (string,
 	return p.epoch, p.offset, nil
 }
 
+// Forward reports false: a single replica has nobody to forward to.
+func (m *Memory) Forward(context.Context, string, []byte) (bool, error) { return false, nil }
+
 // Want does nothing: every publish reaches the handler, which knows its
 // members.
 func (m *Memory) Want([]string, bool) {}

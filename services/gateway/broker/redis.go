@@ -48,6 +48,8 @@ type RedisOptions struct {
 	Logger *slog.Logger
 	// OnError, if set, is called for every Redis error the broker meets.
 	OnError func()
+	// OnForward receives payloads forwarded to this replica. Nil: dropped.
+	OnForward ForwardHandler
 }
 
 // Redis is the broker over Redis pub/sub.
@@ -124,6 +126,16 @@ func (r *Redis) Publish(ctx context.Context, room string, data []byte) (string, 
 	epoch, _ := res[0].(string)
 	off, _ := res[1].(int64)
 	return epoch, uint64(off), nil
+}
+
+// Forward publishes payload on node's channel.
+func (r *Redis) Forward(ctx context.Context, node string, payload []byte) (bool, error) {
+	n, err := r.opts.Client.Publish(ctx, r.channel(NodeRoom(node)), payload).Result()
+	if err != nil {
+		r.failed()
+		return false, fmt.Errorf("forward through redis: %w", err)
+	}
+	return n > 0, nil
 }
 
 // Want records the wanted rooms; the batch goroutine sends the commands.
@@ -308,6 +320,12 @@ func (r *Redis) acknowledged(s *redis.Subscription) {
 func (r *Redis) deliver(m *redis.Message) {
 	room, ok := r.room(m.Channel)
 	if !ok {
+		return
+	}
+	if strings.HasPrefix(room, NodeRoom("")) {
+		if r.opts.OnForward != nil {
+			r.opts.OnForward([]byte(m.Payload))
+		}
 		return
 	}
 	msg, ok := parsePayload(room, m.Payload)

@@ -80,6 +80,8 @@ type Deps struct {
 	Auth    Authenticator
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
+	// IDPrefix starts every connection id, so that ids name their replica.
+	IDPrefix string
 }
 
 // Transport carries one connection's frames: a WebSocket
@@ -140,7 +142,7 @@ type Conn struct {
 // New wraps an accepted transport. Serve runs it.
 func New(ws Transport, cfg Config, deps Deps) *Conn {
 	cfg = cfg.WithDefaults()
-	id := strconv.FormatUint(lastID.Add(1), 36)
+	id := deps.IDPrefix + strconv.FormatUint(lastID.Add(1), 36)
 	c := &Conn{
 		id: id, ws: ws, cfg: cfg, deps: deps,
 		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),

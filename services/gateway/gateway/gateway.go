@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,7 +64,9 @@ type Gateway struct {
 	publish *publish.Service
 	accept  *websocket.AcceptOptions
 	web     http.Handler
+	deps    connection.Deps
 	streams *sse.Registry // connections on the event-stream fallback
+	node    string        // this replica's name, the prefix of its connection ids
 
 	// Safe on their own.
 	ready atomic.Bool
@@ -88,6 +92,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		metrics: telemetry.New(opts.Registry),
 		live:    make(map[*connection.Conn]struct{}),
 		streams: sse.NewRegistry(),
+		node:    newNode(),
 	}
 	g.hub = hub.New(hub.Options{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser, Metrics: g.metrics})
 	if err := g.newBroker(); err != nil {
@@ -112,6 +117,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	g.publish = publish.New(g.broker, server.NewCredential(cfg.ServiceCredential),
 		cfg.Conn.MaxMessageBytes, cfg.Conn.RequestTimeout, g.metrics)
 	g.accept = acceptOptions(cfg)
+	g.deps = connection.Deps{
+		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
+		IDPrefix: g.node + "-",
+	}
 	return g, nil
 }
 
@@ -129,8 +138,18 @@ func (g *Gateway) newBroker() error {
 	g.broker = broker.NewRedis(broker.RedisOptions{
 		Client: g.redis, Prefix: g.cfg.RedisPrefix,
 		Logger: g.log.With("component", "broker"), OnError: g.metrics.RedisErrors.Inc,
+		OnForward: g.forwarded,
 	}, g.hub.Deliver)
+	g.broker.Want([]string{broker.NodeRoom(g.node)}, true)
 	return nil
+}
+
+// newNode names a replica: random, so that a restarted replica's
+// connection ids never match its predecessor's.
+func newNode() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (g *Gateway) closeBroker() {
@@ -200,9 +219,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(-1) // the connection applies its own limit
 	token := bearerToken(r)
-	c := connection.New(ws, g.cfg.Conn, connection.Deps{
-		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
-	})
+	c := connection.New(ws, g.cfg.Conn, g.deps)
 	g.track(c, true)
 	// The connection runs on a goroutine of its own, so that the request's
 	// goroutine, whose stack grew through the handshake, and the request
@@ -255,6 +272,7 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) erro
 	// Revocations are followed until the drain is over.
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { g.auth.Watch(watchCtx) })
+	g.awaitNode(ctx)
 	g.ready.Store(true)
 
 	var err error
@@ -270,6 +288,16 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) erro
 	g.closeBroker()
 	g.auth.Close()
 	return err
+}
+
+// awaitNode waits a little for the subscription that forwarded requests
+// arrive on; without it the replica still serves, minus forwarding.
+func (g *Gateway) awaitNode(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Conn.RequestTimeout)
+	defer cancel()
+	if err := g.broker.Ready(ctx, broker.NodeRoom(g.node)); err != nil {
+		g.log.Warn("no subscription for forwarded requests yet", "error", err)
+	}
 }
 
 // drain refuses new connections and closes open ones with the restarting

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/redistest"
 	"switchboard/services/gateway/gateway"
 )
 
@@ -217,5 +218,42 @@ func TestSSEOrigin(t *testing.T) {
 				t.Fatalf("Access-Control-Allow-Origin %q", allow)
 			}
 		})
+	}
+}
+
+// Without a sticky load balancer a request may reach another replica: it is
+// forwarded, through Redis, to the replica that holds the stream.
+func TestSSEForwarding(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startAuth(t)
+	r1 := startReplica(t, a, rs.URL(), nil)
+	r2 := startReplica(t, a, rs.URL(), nil)
+	a.Grant("alice", "c1")
+	tok := a.Issue("alice", "s1", time.Hour)
+	c := dialSSE(t, r1, tok)
+	f := c.frame("connected", func(f protocol.Frame) bool { return f.Type == protocol.TypeConnected })
+	var res protocol.AuthResult
+	json.Unmarshal(f.Result, &res)
+	c.conn = res.Connection
+
+	elsewhere := *c
+	elsewhere.r = r2
+	if st := elsewhere.post(tok, protocol.Request{ID: 1, Type: protocol.TypeJoin, Room: "conversation:c1"}); st != http.StatusAccepted {
+		t.Fatalf("post on the other replica: %d, want 202", st)
+	}
+	if f := c.frame("join reply", func(f protocol.Frame) bool { return f.ID == 1 }); f.Error != nil {
+		t.Fatalf("join: %v", f.Error)
+	}
+	if st := elsewhere.post(a.Issue("mallory", "s2", time.Hour), protocol.Request{ID: 2, Type: protocol.TypeLeave, Room: "conversation:c1"}); st != http.StatusAccepted {
+		t.Fatalf("forwarded post with another user's token: %d (the holder drops it)", st)
+	}
+	publishHTTP(t, r2, "conversation:c1", `"still a member"`)
+	if m := c.frame("message", func(f protocol.Frame) bool { return f.Type == protocol.TypeMessage }); string(m.Data) != `"still a member"` {
+		t.Fatalf("message %+v", m)
+	}
+	gone := *c
+	gone.r, gone.conn = r2, "0000-1"
+	if st := gone.post(tok, protocol.Request{ID: 3, Type: protocol.TypePing}); st != http.StatusNotFound {
+		t.Fatalf("post for a replica that does not exist: %d, want 404", st)
 	}
 }
