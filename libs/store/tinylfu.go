@@ -4,8 +4,8 @@ package store
 // pushed out of the window becomes the candidate that must beat the main
 // region's victim, by the sketch's frequency estimate, to stay. The main
 // region is a segmented LRU: probation for entries seen once in main,
-// protected (90% of main; 80% lost up to a point of hit ratio on the
-// loop trace of docs/benchmarks.md) for entries used again. A hill climber moves
+// protected for entries used again (90% of main: 80% lost up to a point
+// of hit ratio on the traces of docs/benchmarks.md). A hill climber moves
 // the window's share between 0 and 80% of the entries, keeping a change
 // while the hit ratio improves and reversing it when it falls.
 type tinyLFU[K comparable, V any] struct {
