@@ -299,8 +299,10 @@ function httpClose(status) {
 /**
  * SSETransport carries the same frames over HTTP: a server-sent event
  * stream at GET <base>/sse delivers them, and each request is one POST to
- * <base>/sse/<connection>, sent one after another so the gateway sees them
- * in order. Both carry the token in an Authorization header.
+ * <base>/sse/<connection>. Both carry the token in an Authorization header.
+ * Requests go one at a time: the next is posted once the previous one's
+ * reply came down the stream (or its wait timed out), since posts that
+ * land on different replicas could otherwise overtake each other.
  */
 class SSETransport {
   name = 'sse';
@@ -313,6 +315,7 @@ class SSETransport {
   #opened = false;
   #done = false;
   #close = null;
+  #awaiting = null; // {id, resolve} of the request whose reply is due
 
   constructor(base, handlers, openTimeout, token) {
     this.#base = base;
@@ -382,6 +385,7 @@ class SSETransport {
       return;
     }
     if (payload.type === 'connected' && payload.result) this.#connection = payload.result.connection;
+    if (payload.type === 'reply' && this.#awaiting && this.#awaiting.id === payload.id) this.#awaiting.resolve();
     this.#h.onframe(payload);
   }
 
@@ -405,7 +409,10 @@ class SSETransport {
       this.#failed(frame, 'unavailable', 'the request did not reach the gateway');
       return;
     }
-    if (res.ok) return;
+    if (res.ok) {
+      await this.#reply(frame.id);
+      return;
+    }
     const body = await res.json().catch(() => ({}));
     if (res.status === 404) {
       this.close('the gateway no longer holds this stream');
@@ -413,6 +420,20 @@ class SSETransport {
     }
     const e = body.error || {};
     this.#failed(frame, e.code || 'http_' + res.status, e.message || res.statusText);
+  }
+
+  // reply waits for the reply to request id, the end of the stream, or
+  // the open timeout, whichever comes first.
+  #reply(id) {
+    if (!id || this.#done) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.openTimeout);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#awaiting = { id, resolve: done };
+    }).finally(() => { this.#awaiting = null; });
   }
 
   // failed answers a request that never reached its connection.
@@ -429,6 +450,7 @@ class SSETransport {
     if (this.#done) return;
     this.#done = true;
     this.#abort.abort();
+    if (this.#awaiting) this.#awaiting.resolve();
     this.#h.onclose({ code, reason, opened: this.#opened });
   }
 }
