@@ -69,6 +69,12 @@ async function listConversations() {
     li.append(b);
     return li;
   }));
+  if (ids.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'No conversation you may open.';
+    ul.append(li);
+  }
   ul.dataset.loaded = 'true';
 }
 
