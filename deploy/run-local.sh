@@ -19,6 +19,8 @@ cred=$(cat "$logs/credential")
 export AUTH_SERVICE_CREDENTIAL="$cred"     # auth's trusted RPCs
 export GATEWAY_AUTH_CREDENTIAL="$cred"     # what the gateway presents to auth
 export GATEWAY_SERVICE_CREDENTIAL="$cred"  # what backends present to publish
+# The gateway serves the demo inbox page, which logs in through auth's HTTP API.
+export GATEWAY_WEB_AUTH_URL="${GATEWAY_WEB_AUTH_URL:-http://${AUTH_HTTP_ADDR:-127.0.0.1:7201}}"
 
 pids=()
 stop() {

@@ -27,15 +27,15 @@ func TestDemoLoginValidateAuthorize(t *testing.T) {
 			t.Fatalf("Validate = %v, %v", v, err)
 		}
 	}
-	a, err := r.client.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: app.DemoUserID, ConversationId: app.DemoConversation})
+	a, err := r.admin.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: app.DemoUserID, ConversationId: app.DemoConversation})
 	if err != nil || !a.GetAllowed() {
 		t.Fatalf("Authorize demo = %v, %v", a, err)
 	}
-	a, err = r.client.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: app.DemoUserID, ConversationId: "other"})
+	a, err = r.admin.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: app.DemoUserID, ConversationId: "other"})
 	if err != nil || a.GetAllowed() {
 		t.Fatalf("Authorize other = %v, %v", a, err)
 	}
-	c, err := r.client.ListConversations(ctxT(t), &authv1.ListConversationsRequest{UserId: app.DemoUserID})
+	c, err := r.admin.ListConversations(ctxT(t), &authv1.ListConversationsRequest{UserId: app.DemoUserID})
 	if err != nil || !slices.Equal(c.GetConversationIds(), []string{app.DemoConversation}) {
 		t.Fatalf("ListConversations = %v, %v", c, err)
 	}
@@ -74,6 +74,14 @@ func TestTrustedCallsNeedTheCredential(t *testing.T) {
 		},
 		"ListMembers": func(c authv1.AuthServiceClient) error {
 			_, err := c.ListMembers(ctxT(t), &authv1.ListMembersRequest{ConversationId: "c1"})
+			return err
+		},
+		"Authorize": func(c authv1.AuthServiceClient) error {
+			_, err := c.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: "u1", ConversationId: "c1"})
+			return err
+		},
+		"ListConversations": func(c authv1.AuthServiceClient) error {
+			_, err := c.ListConversations(ctxT(t), &authv1.ListConversationsRequest{UserId: "u1"})
 			return err
 		},
 		"WatchRevocations": func(c authv1.AuthServiceClient) error {

@@ -85,7 +85,7 @@ func TestRevocationReachesOtherReplicaAndWatchers(t *testing.T) {
 	if _, err := a.admin.GrantAccess(ctxT(t), &authv1.GrantAccessRequest{UserId: "u-rev", ConversationId: "c1"}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := b.client.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: "u-rev", ConversationId: "c1"}); err != nil || !r.GetAllowed() {
+	if r, err := b.admin.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: "u-rev", ConversationId: "c1"}); err != nil || !r.GetAllowed() {
 		t.Fatalf("Authorize on b = %v, %v", r, err)
 	}
 	if _, err := a.admin.RevokeAccess(ctxT(t), &authv1.RevokeAccessRequest{UserId: "u-rev", ConversationId: "c1"}); err != nil {
@@ -97,7 +97,7 @@ func TestRevocationReachesOtherReplicaAndWatchers(t *testing.T) {
 		}
 	}
 	eventually(t, "b refuses the revoked access", func() bool {
-		r, err := b.client.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: "u-rev", ConversationId: "c1"})
+		r, err := b.admin.Authorize(ctxT(t), &authv1.AuthorizeRequest{UserId: "u-rev", ConversationId: "c1"})
 		return err == nil && !r.GetAllowed()
 	})
 

@@ -5,7 +5,8 @@
 //   - Server: the AuthServiceServer; it validates nothing itself beyond
 //     message shape, and maps authority errors to status codes.
 //   - trusted call: IssueSession, RevokeSessions, CreateUser, GrantAccess,
-//     RevokeAccess, ListMembers and WatchRevocations; the interceptors from
+//     RevokeAccess, ListMembers, Authorize, ListConversations and
+//     WatchRevocations; the interceptors from
 //     server.Credential.Require refuse them without the service credential
 //     (Trusted names them).
 //

@@ -24,13 +24,15 @@ import (
 
 // trusted lists the methods that need the service credential.
 var trusted = map[string]bool{
-	authv1.AuthService_IssueSession_FullMethodName:     true,
-	authv1.AuthService_RevokeSessions_FullMethodName:   true,
-	authv1.AuthService_CreateUser_FullMethodName:       true,
-	authv1.AuthService_GrantAccess_FullMethodName:      true,
-	authv1.AuthService_RevokeAccess_FullMethodName:     true,
-	authv1.AuthService_ListMembers_FullMethodName:      true,
-	authv1.AuthService_WatchRevocations_FullMethodName: true,
+	authv1.AuthService_IssueSession_FullMethodName:      true,
+	authv1.AuthService_RevokeSessions_FullMethodName:    true,
+	authv1.AuthService_CreateUser_FullMethodName:        true,
+	authv1.AuthService_GrantAccess_FullMethodName:       true,
+	authv1.AuthService_RevokeAccess_FullMethodName:      true,
+	authv1.AuthService_ListMembers_FullMethodName:       true,
+	authv1.AuthService_Authorize_FullMethodName:         true,
+	authv1.AuthService_ListConversations_FullMethodName: true,
+	authv1.AuthService_WatchRevocations_FullMethodName:  true,
 }
 
 // Trusted says whether a full method name needs the service credential;

@@ -42,9 +42,9 @@ const (
 //
 // Calls marked "trusted" need the service credential in the
 // "authorization: Bearer <credential>" metadata; without it they fail with
-// UNAUTHENTICATED. Login, Refresh and Logout are open to end users; Validate
-// and Authorize are open too, since they reveal nothing a token holder does
-// not already know.
+// UNAUTHENTICATED. Login, Refresh, Logout and Validate are open to end
+// users; Authorize and ListConversations are trusted, since they would tell
+// anyone who may see which conversation.
 //
 // Errors: UNAUTHENTICATED for a bad, expired or revoked token or wrong
 // credentials (never saying which part was wrong); PERMISSION_DENIED when a
@@ -66,7 +66,7 @@ type AuthServiceClient interface {
 	RevokeSessions(ctx context.Context, in *RevokeSessionsRequest, opts ...grpc.CallOption) (*RevokeSessionsResponse, error)
 	// CreateUser adds a user with a password. Trusted.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
-	// Authorize says whether a user may see a conversation.
+	// Authorize says whether a user may see a conversation. Trusted.
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
 	// GrantAccess lets a user see a conversation. Trusted.
 	GrantAccess(ctx context.Context, in *GrantAccessRequest, opts ...grpc.CallOption) (*GrantAccessResponse, error)
@@ -74,7 +74,7 @@ type AuthServiceClient interface {
 	RevokeAccess(ctx context.Context, in *RevokeAccessRequest, opts ...grpc.CallOption) (*RevokeAccessResponse, error)
 	// ListMembers lists the users who may see a conversation. Trusted.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
-	// ListConversations lists the conversations a user may see.
+	// ListConversations lists the conversations a user may see. Trusted.
 	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
 	// WatchRevocations streams every revocation from the moment of the call
 	// until the client cancels. Trusted. A follower that reconnects must drop
@@ -244,9 +244,9 @@ type AuthService_WatchRevocationsClient = grpc.ServerStreamingClient[WatchRevoca
 //
 // Calls marked "trusted" need the service credential in the
 // "authorization: Bearer <credential>" metadata; without it they fail with
-// UNAUTHENTICATED. Login, Refresh and Logout are open to end users; Validate
-// and Authorize are open too, since they reveal nothing a token holder does
-// not already know.
+// UNAUTHENTICATED. Login, Refresh, Logout and Validate are open to end
+// users; Authorize and ListConversations are trusted, since they would tell
+// anyone who may see which conversation.
 //
 // Errors: UNAUTHENTICATED for a bad, expired or revoked token or wrong
 // credentials (never saying which part was wrong); PERMISSION_DENIED when a
@@ -268,7 +268,7 @@ type AuthServiceServer interface {
 	RevokeSessions(context.Context, *RevokeSessionsRequest) (*RevokeSessionsResponse, error)
 	// CreateUser adds a user with a password. Trusted.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
-	// Authorize says whether a user may see a conversation.
+	// Authorize says whether a user may see a conversation. Trusted.
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
 	// GrantAccess lets a user see a conversation. Trusted.
 	GrantAccess(context.Context, *GrantAccessRequest) (*GrantAccessResponse, error)
@@ -276,7 +276,7 @@ type AuthServiceServer interface {
 	RevokeAccess(context.Context, *RevokeAccessRequest) (*RevokeAccessResponse, error)
 	// ListMembers lists the users who may see a conversation. Trusted.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
-	// ListConversations lists the conversations a user may see.
+	// ListConversations lists the conversations a user may see. Trusted.
 	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
 	// WatchRevocations streams every revocation from the moment of the call
 	// until the client cancels. Trusted. A follower that reconnects must drop
