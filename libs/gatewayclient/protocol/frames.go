@@ -24,6 +24,10 @@ const (
 	TypeMessage   = "message"
 	TypeLeft      = "left"
 	TypeError     = "error"
+	// TypeResync tells a member that messages of Room may have been lost
+	// on its live stream and could not be read from history: join the
+	// room again with the last position seen.
+	TypeResync = "resync"
 )
 
 // Reasons carried by a left push.
@@ -41,9 +45,14 @@ type Request struct {
 	Room  string          `json:"room,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
 	TS    json.RawMessage `json:"ts,omitempty"`
-	// Since is reserved for recovery: the last position the client saw in
-	// Room. The gateway ignores it until history is served.
+	// Since, on join, is the last position the client saw in Room: the
+	// gateway sends every later message before live ones, or answers that
+	// the position is not recoverable.
 	Since *Position `json:"since,omitempty"`
+	// IdempotencyKey, on publish, makes a retry within the gateway's
+	// window answer with the original position instead of publishing
+	// again. At most MaxKeyBytes.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // Position is a message's place in a room's history: its offset within the
@@ -58,6 +67,7 @@ type Position struct {
 //   - connected: Result (an AuthResult);
 //   - message: Room, Data, Epoch, Offset;
 //   - left: Room, Reason;
+//   - resync: Room;
 //   - error: Error, for a frame that could not be answered by id.
 type Frame struct {
 	Type   string          `json:"type"`
@@ -81,10 +91,18 @@ type AuthResult struct {
 	Connection string   `json:"connection"`
 }
 
-// JoinResult answers join and leave.
+// JoinResult answers join and leave. Recovered is set when the join named
+// a position: true when every message after it was sent, in order and
+// before any live one, ahead of this reply; false when the position is not
+// recoverable (the room's epoch changed, or its history no longer reaches
+// back to it), in which case the room is joined all the same.
 type JoinResult struct {
-	Room string `json:"room"`
+	Room      string `json:"room"`
+	Recovered *bool  `json:"recovered,omitempty"`
 }
+
+// MaxKeyBytes bounds an idempotency key.
+const MaxKeyBytes = 128
 
 // PublishResult answers publish with the message's position.
 type PublishResult struct {

@@ -25,9 +25,15 @@ type Handler func(Message)
 
 // Broker is the fan-out between replicas.
 type Broker interface {
-	// Publish assigns the next position in room and delivers data to every
-	// replica subscribed to room.
-	Publish(ctx context.Context, room string, data []byte) (epoch string, offset uint64, err error)
+	// Publish assigns the next position in room, appends data to room's
+	// history and delivers it to every replica subscribed to room, in one
+	// atomic step. A non-empty key already seen within the idempotency
+	// window publishes nothing and returns the original position.
+	Publish(ctx context.Context, room string, data []byte, key string) (epoch string, offset uint64, err error)
+	// History returns room's messages after offset in epoch, in order, or
+	// ErrNotRecoverable when the epoch changed or the position is older
+	// than room's history keeps.
+	History(ctx context.Context, room, epoch string, offset uint64) ([]Message, error)
 	// Want records that this replica wants (or no longer wants) the rooms'
 	// messages. It does not block; changes are applied in batches.
 	Want(rooms []string, want bool)
@@ -60,3 +66,8 @@ func newEpoch() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+var (
+	_ Broker = (*Memory)(nil)
+	_ Broker = (*Redis)(nil)
+)

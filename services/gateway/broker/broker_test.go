@@ -48,11 +48,11 @@ func (in *inbox) wait(t *testing.T, n int) []broker.Message {
 
 func TestMemory(t *testing.T) {
 	var in inbox
-	b := broker.NewMemory(in.handle)
+	b := broker.NewMemory(in.handle, broker.HistoryOptions{})
 	defer b.Close()
 	ctx := context.Background()
 	for i, room := range []string{"user:a", "user:a", "user:b", "user:a"} {
-		if _, _, err := b.Publish(ctx, room, []byte(fmt.Sprint(i))); err != nil {
+		if _, _, err := b.Publish(ctx, room, []byte(fmt.Sprint(i)), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func TestMemory(t *testing.T) {
 		}
 	}
 	b.Close()
-	if _, _, err := b.Publish(ctx, "user:a", []byte("1")); err == nil {
+	if _, _, err := b.Publish(ctx, "user:a", []byte("1"), ""); err == nil {
 		t.Fatal("publish after Close succeeded")
 	}
 }
@@ -120,11 +120,11 @@ func TestRedis(t *testing.T) {
 		t.Fatalf("want one connection holding the 1000 subscriptions:\n%s", clients)
 	}
 
-	e1, o1, err := pub.Publish(ctx, "conversation:7", []byte(`{"a":1}`))
+	e1, o1, err := pub.Publish(ctx, "conversation:7", []byte(`{"a":1}`), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, o2, _ := pub.Publish(ctx, "conversation:7", []byte(`{"a":2}`))
+	_, o2, _ := pub.Publish(ctx, "conversation:7", []byte(`{"a":2}`), "")
 	got := in.wait(t, 2)
 	if got[0].Room != "conversation:7" || string(got[0].Data) != `{"a":1}` || got[0].Epoch != e1 ||
 		got[0].Offset != o1 || got[1].Offset != o2 || o2 != o1+1 {
@@ -154,7 +154,7 @@ func TestRedisRestart(t *testing.T) {
 	ctx := context.Background()
 	b.Want([]string{"user:a"}, true)
 	ready(t, b, "user:a")
-	e1, _, err := b.Publish(ctx, "user:a", []byte("1"))
+	e1, _, err := b.Publish(ctx, "user:a", []byte("1"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestRedisRestart(t *testing.T) {
 	// room history will repair); retry until one arrives.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		e2, off, err := b.Publish(ctx, "user:a", []byte("2"))
+		e2, off, err := b.Publish(ctx, "user:a", []byte("2"), "")
 		if err == nil && e2 == e1 {
 			t.Fatalf("the epoch %s survived a restart without persistence", e1)
 		}

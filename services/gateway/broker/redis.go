@@ -15,23 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// publishScript increments a room's offset, keeps (or starts) its epoch and
-// publishes the message with its position, in one atomic step.
-//
-// KEYS[1]: the room's position hash. ARGV: channel, epoch to start with,
-// retention in seconds, "<unix nanos> <data>".
-var publishScript = redis.NewScript(`
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[2]
-  redis.call('HSET', KEYS[1], 'e', e)
-end
-local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('PUBLISH', ARGV[1], e .. ' ' .. o .. ' ' .. ARGV[4])
-return {e, o}
-`)
-
 // RedisOptions configure NewRedis.
 type RedisOptions struct {
 	// Client publishes and owns the pub/sub connection. Required. Set its
@@ -39,9 +22,8 @@ type RedisOptions struct {
 	Client *redis.Client
 	// Prefix starts every channel and key. Empty: "sb:".
 	Prefix string
-	// Retention is how long a room's position outlives its last publish.
-	// Zero: 24 hours. After it the room starts a new epoch.
-	Retention time.Duration
+	// History bounds each room's history and the idempotency window.
+	History HistoryOptions
 	// BatchMax caps the channels of one SUBSCRIBE or UNSUBSCRIBE. Zero: 512.
 	BatchMax int
 	// Logger receives connection errors. Nil: discarded.
@@ -50,12 +32,17 @@ type RedisOptions struct {
 	OnError func()
 	// OnForward receives payloads forwarded to this replica. Nil: dropped.
 	OnForward ForwardHandler
+	// OnResubscribed, if set, is called for each room whose subscription
+	// was confirmed again after the pub/sub connection was lost: messages
+	// published meanwhile did not arrive. It must not block.
+	OnResubscribed func(room string)
 }
 
 // Redis is the broker over Redis pub/sub.
 type Redis struct {
 	// Read-only after construction.
 	opts    RedisOptions
+	history RedisHistory
 	handler Handler
 	ps      *redis.PubSub
 	cancel  context.CancelFunc
@@ -67,6 +54,7 @@ type Redis struct {
 	want      map[string]bool          // rooms this replica wants
 	sent      map[string]bool          // rooms with a SUBSCRIBE in effect
 	confirmed map[string]bool          // rooms Redis acknowledged
+	lost      map[string]bool          // confirmed before the connection was lost
 	waiters   map[string]chan struct{} // closed when the room is confirmed
 	closed    bool
 }
@@ -76,9 +64,7 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = "sb:"
 	}
-	if opts.Retention == 0 {
-		opts.Retention = 24 * time.Hour
-	}
+	opts.History = opts.History.WithDefaults()
 	if opts.BatchMax == 0 {
 		opts.BatchMax = 512
 	}
@@ -88,10 +74,11 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Redis{
 		opts: opts, handler: h, cancel: cancel,
+		history: RedisHistory{Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History},
 		ps:    opts.Client.Subscribe(ctx),
 		dirty: make(chan struct{}, 1),
 		want:  make(map[string]bool), sent: make(map[string]bool),
-		confirmed: make(map[string]bool), waiters: make(map[string]chan struct{}),
+		confirmed: make(map[string]bool), lost: make(map[string]bool), waiters: make(map[string]chan struct{}),
 	}
 	r.wg.Add(2)
 	go r.receive(ctx)
@@ -99,7 +86,7 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 	return r
 }
 
-func (r *Redis) channel(room string) string { return r.opts.Prefix + "{" + room + "}" }
+func (r *Redis) channel(room string) string { return KeysOf(r.opts.Prefix, room).Channel }
 
 func (r *Redis) room(channel string) (string, bool) {
 	s, ok := strings.CutPrefix(channel, r.opts.Prefix+"{")
@@ -109,23 +96,25 @@ func (r *Redis) room(channel string) (string, bool) {
 	return s[:len(s)-1], true
 }
 
-// Publish runs the publish script. An error means the message may or may
-// not have been published.
-func (r *Redis) Publish(ctx context.Context, room string, data []byte) (string, uint64, error) {
-	ch := r.channel(room)
-	body := strconv.FormatInt(time.Now().UnixNano(), 10) + " " + string(data)
-	res, err := publishScript.Run(ctx, r.opts.Client, []string{ch + ":pos"},
-		ch, newEpoch(), int64(r.opts.Retention/time.Second), body).Slice()
+// Publish runs the publish script: a key seen within the idempotency
+// window answers with the original position and publishes nothing. An
+// error means the message may or may not have been published.
+func (r *Redis) Publish(ctx context.Context, room string, data []byte, key string) (string, uint64, error) {
+	epoch, off, _, err := r.history.Publish(ctx, PublishArgs{Room: room, Data: data, Key: key})
 	if err != nil {
 		r.failed()
-		return "", 0, fmt.Errorf("publish to redis: %w", err)
 	}
-	if len(res) != 2 {
-		return "", 0, fmt.Errorf("publish to redis: unexpected reply %v", res)
+	return epoch, off, err
+}
+
+// History returns room's messages after (epoch, offset), or
+// ErrNotRecoverable.
+func (r *Redis) History(ctx context.Context, room, epoch string, offset uint64) ([]Message, error) {
+	msgs, err := r.history.History(ctx, room, epoch, offset)
+	if err != nil && !errors.Is(err, ErrNotRecoverable) {
+		r.failed()
 	}
-	epoch, _ := res[0].(string)
-	off, _ := res[1].(int64)
-	return epoch, uint64(off), nil
+	return msgs, err
 }
 
 // Forward publishes payload on node's channel.
@@ -288,6 +277,9 @@ func (r *Redis) receiveFailed(ctx context.Context, err error) {
 	r.failed()
 	r.opts.Logger.Warn("redis pub/sub connection lost", "error", err)
 	r.mu.Lock()
+	for room := range r.confirmed {
+		r.lost[room] = true
+	}
 	clear(r.confirmed)
 	r.mu.Unlock()
 
@@ -304,16 +296,23 @@ func (r *Redis) acknowledged(s *redis.Subscription) {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	again := false
 	switch s.Kind {
 	case "subscribe":
 		r.confirmed[room] = true
+		again = r.lost[room]
+		delete(r.lost, room)
 		if ch, ok := r.waiters[room]; ok {
 			close(ch)
 			delete(r.waiters, room)
 		}
 	case "unsubscribe":
 		delete(r.confirmed, room)
+		delete(r.lost, room)
+	}
+	r.mu.Unlock()
+	if again && r.opts.OnResubscribed != nil && !strings.HasPrefix(room, NodeRoom("")) {
+		r.opts.OnResubscribed(room)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/authn"
+	"switchboard/services/gateway/broker"
+	"switchboard/services/gateway/hub"
 )
 
 // handle answers one request of an authenticated connection.
@@ -51,8 +53,12 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 		c.replyError(req.ID, protocol.ErrBadRequest, "malformed room name")
 		return
 	}
+	if req.Since != nil && (req.Since.Epoch == "" || len(req.Since.Epoch) > maxEpochBytes) {
+		c.replyError(req.ID, protocol.ErrBadRequest, "since needs an epoch of 1 to 64 bytes")
+		return
+	}
 	if c.member(req.Room) {
-		c.reply(req.ID, protocol.JoinResult{Room: req.Room})
+		c.rejoin(ctx, req)
 		return
 	}
 	if prefix != protocol.ConversationPrefix {
@@ -72,13 +78,61 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 		c.replyError(req.ID, protocol.ErrForbidden, "you may not join this room")
 		return
 	}
-	if err := c.deps.Hub.Join(ctx, req.Room, c); err != nil {
+	if err := c.deps.Hub.Join(ctx, req.Room, c, req.Since != nil); err != nil {
 		c.replyError(req.ID, protocol.ErrUnavailable, "the broker did not answer; retry later")
 		return
 	}
-	if c.addRoom(req.Room) {
-		c.reply(req.ID, protocol.JoinResult{Room: req.Room})
+	if !c.addRoom(req.Room) {
+		return
 	}
+	c.reply(req.ID, protocol.JoinResult{Room: req.Room, Recovered: c.recover(ctx, req)})
+}
+
+// maxEpochBytes bounds the epoch a client names.
+const maxEpochBytes = 64
+
+// rejoin answers a join of a room the connection is already in (its user
+// room, or a repeated join): with a position, the room's history after it
+// is sent again; the client drops what it already has.
+func (c *Conn) rejoin(ctx context.Context, req *protocol.Request) {
+	if req.Since == nil {
+		c.reply(req.ID, protocol.JoinResult{Room: req.Room})
+		return
+	}
+	if !c.deps.Hub.Hold(req.Room, c) {
+		c.replyError(req.ID, protocol.ErrNotMember, "the connection is leaving this room")
+		return
+	}
+	c.reply(req.ID, protocol.JoinResult{Room: req.Room, Recovered: c.recover(ctx, req)})
+}
+
+// recover sends the history of req.Room after req.Since, then the
+// messages the hub held back meanwhile, and reports whether the history
+// reached back to req.Since (nil when the join named no position). The
+// connection is a member holding back live messages when it is called.
+func (c *Conn) recover(ctx context.Context, req *protocol.Request) *bool {
+	if req.Since == nil {
+		return nil
+	}
+	msgs, err := c.deps.Broker.History(ctx, req.Room, req.Since.Epoch, req.Since.Offset)
+	recovered := err == nil
+	epoch, last := req.Since.Epoch, req.Since.Offset
+	switch {
+	case errors.Is(err, broker.ErrNotRecoverable):
+		c.deps.Metrics.Recoveries.WithLabelValues("not_recoverable").Inc()
+		epoch, last = "", 0
+	case err != nil:
+		c.deps.Metrics.Recoveries.WithLabelValues("error").Inc()
+		epoch, last = "", 0
+	default:
+		c.deps.Metrics.Recoveries.WithLabelValues("recovered").Inc()
+	}
+	for _, m := range msgs {
+		c.Send(hub.EncodeMessage(m), m.Published)
+		last = m.Offset
+	}
+	c.deps.Hub.Live(req.Room, c, epoch, last)
+	return &recovered
 }
 
 func (c *Conn) leave(req *protocol.Request) {
@@ -115,8 +169,11 @@ func (c *Conn) publish(ctx context.Context, req *protocol.Request) {
 	case !c.member(req.Room):
 		c.replyError(req.ID, protocol.ErrNotMember, "join the room before publishing to it")
 		return
+	case len(req.IdempotencyKey) > protocol.MaxKeyBytes:
+		c.replyError(req.ID, protocol.ErrBadRequest, "idempotency_key is longer than 128 bytes")
+		return
 	}
-	epoch, off, err := c.deps.Broker.Publish(ctx, req.Room, req.Data)
+	epoch, off, err := c.deps.Broker.Publish(ctx, req.Room, req.Data, req.IdempotencyKey)
 	if err != nil {
 		c.deps.Metrics.Publishes.WithLabelValues("client", "error").Inc()
 		c.replyError(req.ID, protocol.ErrUnavailable, "the broker did not acknowledge; retry")

@@ -128,7 +128,7 @@ func (c *Conn) authenticate(ctx context.Context, token string, first *protocol.R
 		return code
 	}
 	room := protocol.UserPrefix + id.User
-	if err := c.deps.Hub.Join(ctx, room, c); err != nil {
+	if err := c.deps.Hub.Join(ctx, room, c, false); err != nil {
 		c.logger().Warn("join user room", "error", err)
 		return protocol.CloseInternal
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"switchboard/libs/config"
+	"switchboard/services/gateway/broker"
 	"switchboard/services/gateway/connection"
 )
 
@@ -68,6 +69,12 @@ type Config struct {
 	// DebugAddr serves net/http/pprof when set; keep it on loopback.
 	// GATEWAY_DEBUG_ADDR, empty: off.
 	DebugAddr string
+	// History bounds each room's history in the broker, by room kind, and
+	// the idempotency window: GATEWAY_HISTORY_CONVERSATION_SIZE 1000,
+	// GATEWAY_HISTORY_CONVERSATION_TTL 24h, GATEWAY_HISTORY_USER_SIZE 100,
+	// GATEWAY_HISTORY_USER_TTL 1h, GATEWAY_IDEMPOTENCY_WINDOW 5m. A room
+	// idle for its TTL loses its history and starts a new epoch.
+	History broker.HistoryOptions
 	// LogLevel is debug, info, warn or error. GATEWAY_LOG_LEVEL, info.
 	LogLevel string
 }
@@ -93,6 +100,17 @@ func FromEnv(env *config.Env) (Config, error) {
 		WebAuthURL:           env.String("GATEWAY_WEB_AUTH_URL", ""),
 		WebGatewayURL:        env.String("GATEWAY_WEB_GATEWAY_URL", ""),
 		LogLevel:             env.OneOf("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		History: broker.HistoryOptions{
+			Conversation: broker.Retention{
+				Size: env.Int("GATEWAY_HISTORY_CONVERSATION_SIZE", 1000, 1, 1_000_000),
+				TTL:  env.Duration("GATEWAY_HISTORY_CONVERSATION_TTL", 24*time.Hour, time.Second, 30*24*time.Hour),
+			},
+			User: broker.Retention{
+				Size: env.Int("GATEWAY_HISTORY_USER_SIZE", 100, 1, 1_000_000),
+				TTL:  env.Duration("GATEWAY_HISTORY_USER_TTL", time.Hour, time.Second, 30*24*time.Hour),
+			},
+			IdempotencyWindow: env.Duration("GATEWAY_IDEMPOTENCY_WINDOW", 5*time.Minute, time.Second, 24*time.Hour),
+		},
 		Conn: connection.Config{
 			MaxMessageBytes: env.Bytes("GATEWAY_MAX_MESSAGE_BYTES", 64<<10, 256, 16<<20),
 			QueueBytes:      int(env.Bytes("GATEWAY_QUEUE_BYTES", 1<<20, 4<<10, 1<<30)),

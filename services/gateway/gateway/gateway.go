@@ -126,7 +126,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 
 func (g *Gateway) newBroker() error {
 	if g.cfg.RedisURL == "" {
-		g.broker = broker.NewMemory(g.hub.Deliver)
+		g.broker = broker.NewMemory(g.hub.Deliver, g.cfg.History)
 		return nil
 	}
 	ropts, err := redis.ParseURL(g.cfg.RedisURL)
@@ -138,7 +138,7 @@ func (g *Gateway) newBroker() error {
 	g.broker = broker.NewRedis(broker.RedisOptions{
 		Client: g.redis, Prefix: g.cfg.RedisPrefix,
 		Logger: g.log.With("component", "broker"), OnError: g.metrics.RedisErrors.Inc,
-		OnForward: g.forwarded,
+		OnForward: g.forwarded, History: g.cfg.History, OnResubscribed: g.hub.Resubscribed,
 	}, g.hub.Deliver)
 	g.broker.Want([]string{broker.NodeRoom(g.node)}, true)
 	return nil
@@ -153,7 +153,8 @@ func newNode() string {
 }
 
 func (g *Gateway) closeBroker() {
-	g.broker.Close()
+	g.broker.Close() // no more deliveries, hence no new repairs
+	g.hub.Close()
 	if g.redis != nil {
 		g.redis.Close()
 	}

@@ -44,9 +44,35 @@ type Options struct {
 
 const shardCount = 64
 
+// MaxHeld bounds the messages held back for one room or one member while
+// history is read; past it the member is closed as a slow consumer (it
+// reconnects and recovers from its position).
+const MaxHeld = 10_000
+
+// RepairTimeout bounds one read of a room's history to repair a gap.
+const RepairTimeout = 5 * time.Second
+
 type shard struct {
 	mu    sync.RWMutex
-	rooms map[string]map[Member]struct{} // guarded by mu
+	rooms map[string]*room // guarded by mu
+}
+
+// room is one room's members and what this replica delivered of it.
+type room struct {
+	name string // read-only
+
+	// Guarded by mu.
+	mu sync.Mutex
+	// members maps each member to the messages held back for it while its
+	// own recovery runs; nil: live.
+	members map[Member]*[]broker.Message
+	// epoch and last are the position last delivered here; "" and 0 until
+	// the first message, and after a resync.
+	epoch string
+	last  uint64
+	// repairing holds back every message while a gap is read from history.
+	repairing bool
+	held      []broker.Message
 }
 
 // Hub is one replica's rooms.
@@ -56,6 +82,9 @@ type Hub struct {
 	broker broker.Broker
 	seed   maphash.Seed
 	shards [shardCount]shard
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // repairs in flight
 
 	// Guarded by usersMu.
 	usersMu sync.Mutex
@@ -69,8 +98,9 @@ func New(opts Options) *Hub {
 		opts.Metrics = telemetry.Discard()
 	}
 	h := &Hub{opts: opts, seed: maphash.MakeSeed(), users: make(map[string]map[Member]struct{})}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	for i := range h.shards {
-		h.shards[i].rooms = make(map[string]map[Member]struct{})
+		h.shards[i].rooms = make(map[string]*room)
 	}
 	return h
 }
@@ -79,48 +109,111 @@ func New(opts Options) *Hub {
 // handler is the hub's Deliver, hence the two steps.
 func (h *Hub) SetBroker(b broker.Broker) { h.broker = b }
 
-func (h *Hub) shard(room string) *shard {
-	return &h.shards[maphash.String(h.seed, room)%shardCount]
+// Close stops the repairs in flight and waits for them.
+func (h *Hub) Close() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+func (h *Hub) shard(name string) *shard {
+	return &h.shards[maphash.String(h.seed, name)%shardCount]
+}
+
+func (h *Hub) room(name string) *room {
+	s := h.shard(name)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rooms[name]
 }
 
 // Join adds m to room and waits until the broker delivers room's messages
-// here. On error m is not a member.
-func (h *Hub) Join(ctx context.Context, room string, m Member) error {
-	s := h.shard(room)
+// here. With hold, room's messages for m are held back from now until
+// Live, so that m's recovery can send history first; hold applies to a
+// member already in room too. On error m is not a member.
+func (h *Hub) Join(ctx context.Context, name string, m Member, hold bool) error {
+	s := h.shard(name)
 	s.mu.Lock()
-	members, ok := s.rooms[room]
+	r, ok := s.rooms[name]
 	if !ok {
-		members = make(map[Member]struct{})
-		s.rooms[room] = members
+		r = &room{name: name, members: make(map[Member]*[]broker.Message)}
+		s.rooms[name] = r
 	}
-	_, was := members[m]
-	members[m] = struct{}{}
+	r.mu.Lock()
+	held, was := r.members[m]
+	if hold && held == nil {
+		held = new([]broker.Message)
+	}
+	r.members[m] = held
+	r.mu.Unlock()
 	s.mu.Unlock()
 
 	if !ok {
 		h.opts.Metrics.Rooms.Inc()
-		h.broker.Want([]string{room}, true)
+		h.broker.Want([]string{name}, true)
 	}
 	if !was {
 		h.opts.Metrics.Members.Inc()
 	}
-	if err := h.broker.Ready(ctx, room); err != nil {
-		h.Leave(room, m)
+	if err := h.broker.Ready(ctx, name); err != nil {
+		h.Leave(name, m)
 		return err
 	}
 	return nil
 }
 
+// Hold holds back room's messages for m, a member, until Live. It reports
+// false when m is not a member of room.
+func (h *Hub) Hold(name string, m Member) bool {
+	r := h.room(name)
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held, ok := r.members[m]
+	if ok && held == nil {
+		r.members[m] = new([]broker.Message)
+	}
+	return ok
+}
+
+// Live sends m the messages held back for it since Join, except those at
+// or before (epoch, last), which its recovery sent, and makes it live.
+func (h *Hub) Live(name string, m Member, epoch string, last uint64) {
+	r := h.room(name)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held, ok := r.members[m]
+	if !ok || held == nil {
+		return
+	}
+	r.members[m] = nil
+	for _, msg := range *held {
+		if msg.Epoch == epoch && msg.Offset <= last {
+			continue
+		}
+		m.Send(EncodeMessage(msg), msg.Published)
+	}
+}
+
 // Leave removes m from room and reports whether it was a member.
-func (h *Hub) Leave(room string, m Member) bool {
-	s := h.shard(room)
+func (h *Hub) Leave(name string, m Member) bool {
+	s := h.shard(name)
 	s.mu.Lock()
-	members := s.rooms[room]
-	_, was := members[m]
-	delete(members, m)
-	last := was && len(members) == 0
+	r := s.rooms[name]
+	was, last := false, false
+	if r != nil {
+		r.mu.Lock()
+		_, was = r.members[m]
+		delete(r.members, m)
+		last = was && len(r.members) == 0
+		r.mu.Unlock()
+	}
 	if last {
-		delete(s.rooms, room)
+		delete(s.rooms, name)
 	}
 	s.mu.Unlock()
 
@@ -129,34 +222,128 @@ func (h *Hub) Leave(room string, m Member) bool {
 	}
 	if last {
 		h.opts.Metrics.Rooms.Dec()
-		h.broker.Want([]string{room}, false)
+		h.broker.Want([]string{name}, false)
 	}
 	return was
 }
 
 // Members returns the number of members of room here.
-func (h *Hub) Members(room string) int {
-	s := h.shard(room)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.rooms[room])
+func (h *Hub) Members(name string) int {
+	r := h.room(name)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.members)
 }
 
-// Deliver hands msg to every member of its room here. It is the broker's
-// handler.
+// Deliver hands msg to every member of its room here, in offset order. A
+// message that skips offsets holds the room back while the missing ones
+// are read from history. It is the broker's handler.
 func (h *Hub) Deliver(msg broker.Message) {
-	s := h.shard(msg.Room)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	members := s.rooms[msg.Room]
-	if len(members) == 0 {
+	r := h.room(msg.Room)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.deliverLocked(r, msg)
+}
+
+// Resubscribed repairs room after the broker's subscription was
+// re-established: messages published meanwhile are read from history.
+func (h *Hub) Resubscribed(name string) {
+	r := h.room(name)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.repairing || r.last == 0 {
+		return
+	}
+	r.repairing = true
+	h.repair(r, r.epoch, r.last)
+}
+
+// deliverLocked delivers msg, drops a duplicate, or starts a repair.
+// Caller must hold r.mu.
+func (h *Hub) deliverLocked(r *room, msg broker.Message) {
+	switch {
+	case r.repairing:
+		if len(r.held) >= MaxHeld {
+			h.resyncLocked(r)
+			r.held = r.held[:0]
+		}
+		r.held = append(r.held, msg)
+		return
+	case r.last > 0 && msg.Epoch == r.epoch && msg.Offset <= r.last:
+		return
+	case r.last > 0 && msg.Epoch != r.epoch:
+		h.opts.Metrics.Gaps.WithLabelValues("epoch").Inc()
+		h.resyncLocked(r)
+	case r.last > 0 && msg.Offset > r.last+1:
+		h.opts.Metrics.Gaps.WithLabelValues("offset").Inc()
+		r.repairing = true
+		r.held = append(r.held, msg)
+		h.repair(r, r.epoch, r.last)
+		return
+	}
+	r.epoch, r.last = msg.Epoch, msg.Offset
+	if len(r.members) == 0 {
 		return
 	}
 	frame := EncodeMessage(msg)
-	for m := range members {
-		m.Send(frame, msg.Published)
+	for m, held := range r.members {
+		if held == nil {
+			m.Send(frame, msg.Published)
+			continue
+		}
+		if len(*held) >= MaxHeld {
+			m.Close(protocol.CloseSlowConsumer)
+			continue
+		}
+		*held = append(*held, msg)
 	}
-	h.opts.Metrics.Deliveries.Add(float64(len(members)))
+	h.opts.Metrics.Deliveries.Add(float64(len(r.members)))
+}
+
+// resyncLocked tells r's members that messages of r may have been lost
+// here, and forgets r's position. Caller must hold r.mu.
+func (h *Hub) resyncLocked(r *room) {
+	r.epoch, r.last = "", 0
+	frame, _ := json.Marshal(protocol.Frame{Type: protocol.TypeResync, Room: r.name})
+	for m := range r.members {
+		m.Send(frame, time.Time{})
+	}
+}
+
+// repair reads r's history after (epoch, last) on its own goroutine, then
+// delivers it and the messages held meanwhile. Caller must hold r.mu and
+// have set r.repairing.
+func (h *Hub) repair(r *room, epoch string, last uint64) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := context.WithTimeout(h.ctx, RepairTimeout)
+		msgs, err := h.broker.History(ctx, r.name, epoch, last)
+		cancel()
+
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		held := r.held
+		r.held, r.repairing = nil, false
+		if err != nil {
+			h.opts.Metrics.Repairs.WithLabelValues("resync").Inc()
+			h.resyncLocked(r)
+		} else {
+			h.opts.Metrics.Repairs.WithLabelValues("repaired").Inc()
+		}
+		for _, m := range append(msgs, held...) {
+			h.deliverLocked(r, m)
+		}
+	}()
 }
 
 // EncodeMessage returns the message push of msg.

@@ -73,13 +73,13 @@ func TestWantFollowsMembers(t *testing.T) {
 	ctx := context.Background()
 	a, b := &member{}, &member{}
 	steps := []func(){
-		func() { h.Join(ctx, "conversation:1", a) },
-		func() { h.Join(ctx, "conversation:1", b) },
-		func() { h.Join(ctx, "conversation:1", a) }, // again: nothing new
+		func() { h.Join(ctx, "conversation:1", a, false) },
+		func() { h.Join(ctx, "conversation:1", b, false) },
+		func() { h.Join(ctx, "conversation:1", a, false) }, // again: nothing new
 		func() { h.Leave("conversation:1", a) },
 		func() { h.Leave("conversation:1", a) }, // not a member: nothing
 		func() { h.Leave("conversation:1", b) },
-		func() { h.Join(ctx, "conversation:1", b) },
+		func() { h.Join(ctx, "conversation:1", b, false) },
 	}
 	for _, step := range steps {
 		step()
@@ -96,7 +96,7 @@ func TestWantFollowsMembers(t *testing.T) {
 func TestJoinFailsWithoutSubscription(t *testing.T) {
 	h, w := newHub(hub.Options{})
 	w.fail = true
-	if err := h.Join(context.Background(), "conversation:1", &member{}); err == nil {
+	if err := h.Join(context.Background(), "conversation:1", &member{}, false); err == nil {
 		t.Fatal("join succeeded without a subscription")
 	}
 	if n := h.Members("conversation:1"); n != 0 {
@@ -111,8 +111,8 @@ func TestDeliver(t *testing.T) {
 	h, _ := newHub(hub.Options{})
 	ctx := context.Background()
 	in, out := &member{}, &member{}
-	h.Join(ctx, "conversation:1", in)
-	h.Join(ctx, "conversation:2", out)
+	h.Join(ctx, "conversation:1", in, false)
+	h.Join(ctx, "conversation:2", out, false)
 	h.Deliver(broker.Message{Room: "conversation:1", Data: []byte(`{"x":1}`), Epoch: "e", Offset: 3})
 	want := `{"type":"message","room":"conversation:1","data":{"x":1},"epoch":"e","offset":3}`
 	if len(in.frames) != 1 || in.frames[0] != want {

@@ -6,8 +6,9 @@
 //   - Service: validates a publish and hands it to the broker; it serves
 //     gRPC (gatewayv1.PublishServiceServer) and HTTP (http.Handler).
 //
-// Idempotency keys are accepted and checked for length, but not yet
-// honoured: a retried publish is delivered twice (see issue 5).
+// Idempotency: a publish whose key was seen within the broker's window is
+// not published again and answers with the original (epoch, offset), so a
+// backend retries a failed publish with the same key safely.
 //
 // Concurrency: a Service is safe for concurrent use.
 package publish

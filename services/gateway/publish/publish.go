@@ -21,7 +21,7 @@ import (
 )
 
 // MaxKeyBytes bounds an idempotency key.
-const MaxKeyBytes = 128
+const MaxKeyBytes = protocol.MaxKeyBytes
 
 // Service publishes for backends.
 type Service struct {
@@ -53,7 +53,7 @@ func (s *Service) publish(ctx context.Context, room string, data []byte, key str
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	epoch, off, err := s.broker.Publish(ctx, room, data)
+	epoch, off, err := s.broker.Publish(ctx, room, data, key)
 	if err != nil {
 		s.metrics.Publishes.WithLabelValues("api", "error").Inc()
 		return "", 0, fmt.Errorf("publish to %s: %w", room, err)

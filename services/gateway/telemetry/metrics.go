@@ -26,6 +26,9 @@ type Metrics struct {
 	AuthErrors   prometheus.Counter
 	Publishes    *prometheus.CounterVec // by source and result
 	Revocations  *prometheus.CounterVec // by kind
+	Gaps         *prometheus.CounterVec // by kind: offset, epoch
+	Repairs      *prometheus.CounterVec // by result: repaired, resync
+	Recoveries   *prometheus.CounterVec // joins with a position, by result
 }
 
 // New registers the metrics in reg.
@@ -60,10 +63,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Publishes by source (client, api) and result.")), []string{"source", "result"}),
 		Revocations: prometheus.NewCounterVec(prometheus.CounterOpts(f("revocations_total",
 			"Revocations received from auth, by kind.")), []string{"kind"}),
+		Gaps: prometheus.NewCounterVec(prometheus.CounterOpts(f("gaps_total",
+			"Live messages that skipped offsets or changed epoch, by kind.")), []string{"kind"}),
+		Repairs: prometheus.NewCounterVec(prometheus.CounterOpts(f("repairs_total",
+			"Gap repairs from room history, by result.")), []string{"result"}),
+		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts(f("recoveries_total",
+			"Joins naming a position, by result: recovered, not_recoverable, error.")), []string{"result"}),
 	}
 	reg.MustRegister(m.Connections, m.Rooms, m.Members, m.MessagesIn, m.BytesIn, m.MessagesOut,
 		m.BytesOut, m.Deliveries, m.WriteLatency, m.Closes, m.RedisErrors, m.AuthCache,
-		m.AuthErrors, m.Publishes, m.Revocations)
+		m.AuthErrors, m.Publishes, m.Revocations, m.Gaps, m.Repairs, m.Recoveries)
 	return m
 }
 
