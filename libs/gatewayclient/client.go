@@ -54,6 +54,12 @@ type Event struct {
 	Left, Reason string
 	// Refreshed is set when the token was refreshed in-band.
 	Refreshed bool
+	// Recovery is set once the rooms that had a position were joined again
+	// (after a reconnect, or after a resync push): for each, true when
+	// every message after the position was delivered, false when the
+	// gateway answered that it is not recoverable or did not answer, in
+	// which case messages may have been missed.
+	Recovery map[string]bool
 }
 
 // Quality grades the latency of the application ping.
@@ -84,7 +90,10 @@ func Grade(d time.Duration) Quality {
 
 // Options configure New. Zero fields take the default they name.
 type Options struct {
-	URL    string      // ws://host:port/ws; required
+	URL string // ws://host:port/ws; required unless URLs is set
+	// URLs, if set, replaces URL: each attempt after a lost connection or
+	// a failed dial goes to the next, round robin.
+	URLs   []string
 	Tokens TokenSource // required
 	Header http.Header // extra handshake headers (Origin); optional
 
@@ -185,6 +194,14 @@ func Backoff(n int, lo, hi time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling) + 1))
 }
 
+// url returns the URL of attempt n.
+func (c *Client) url(n int) string {
+	if len(c.opts.URLs) == 0 {
+		return c.opts.URL
+	}
+	return c.opts.URLs[n%len(c.opts.URLs)]
+}
+
 func (c *Client) emit(e Event) {
 	if e.State != 0 {
 		c.mu.Lock()
@@ -200,7 +217,7 @@ func (c *Client) emit(e Event) {
 // closes with a "do not reconnect" code; it returns why it stopped.
 func (c *Client) Run(ctx context.Context) error {
 	defer c.emit(Event{State: StateClosed})
-	attempt := 0
+	attempt, sessions := 0, 0
 	var rejected string // a token the server refused as bad
 	for {
 		c.emit(Event{State: StateConnecting})
@@ -211,7 +228,8 @@ func (c *Client) Run(ctx context.Context) error {
 		var code int
 		if err == nil {
 			var connected bool
-			code, connected, err = c.session(ctx, tok)
+			code, connected, err = c.session(ctx, c.url(sessions), tok)
+			sessions++
 			if connected {
 				attempt = 0
 			}

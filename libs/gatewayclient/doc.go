@@ -5,12 +5,20 @@
 // it expires, and measures latency and connection quality with the
 // application ping.
 //
+// Recovery: the client keeps the last position (epoch, offset) seen in
+// each room, its user room included, and names it when it joins again
+// after a reconnect or a resync push, so that the gateway sends what was
+// missed first; the Event's Recovery says, per room, whether that
+// succeeded. Messages at or before the last position of the same epoch are
+// dropped, so a recovery overlapping live messages delivers none twice.
+//
 // Roles:
 //   - Client: the connection manager; Run drives it.
 //   - TokenSource: where tokens come from (the auth client satisfies it).
 //   - Message: a message pushed to one of the client's rooms.
 //   - Event: a state change (connecting, connected, disconnected, a room
-//     left on the server's initiative, a token refreshed).
+//     left on the server's initiative, a token refreshed, rooms recovered
+//     or not).
 //
 // Concurrency: every method of Client is safe for concurrent use. Handlers
 // (OnMessage, OnEvent) are called from the client's reader goroutine, one

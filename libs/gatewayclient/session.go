@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,8 @@ type session struct {
 	ws        *websocket.Conn
 	done      chan struct{} // closed when the reader ends
 	connected chan struct{} // closed on the connected push
+	ctx       context.Context
+	wg        sync.WaitGroup // resync recoveries in flight
 
 	// Guarded by mu.
 	mu      sync.Mutex
@@ -33,26 +36,29 @@ type session struct {
 // session dials with tok and serves the connection until it ends. It
 // returns the server's close code (0: none), whether the connection got as
 // far as connected, and why it ended.
-func (c *Client) session(ctx context.Context, tok string) (int, bool, error) {
+func (c *Client) session(ctx context.Context, url, tok string) (int, bool, error) {
 	h := http.Header{}
 	if c.opts.Header != nil {
 		h = c.opts.Header.Clone()
 	}
 	h.Set("Authorization", "Bearer "+tok)
 	dctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
-	ws, _, err := websocket.Dial(dctx, c.opts.URL, &websocket.DialOptions{HTTPHeader: h})
+	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPHeader: h})
 	cancel()
 	if err != nil {
 		return 0, false, fmt.Errorf("dial: %w", err)
 	}
 	ws.SetReadLimit(1 << 20)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	s := &session{
 		c: c, ws: ws, done: make(chan struct{}), connected: make(chan struct{}),
-		pending: make(map[uint64]chan protocol.Frame),
+		pending: make(map[uint64]chan protocol.Frame), ctx: sctx,
 	}
 	go s.read()
 
 	connected := s.serve(ctx)
+	stop()
 	c.mu.Lock()
 	if c.sess == s {
 		c.sess = nil
@@ -60,6 +66,7 @@ func (c *Client) session(ctx context.Context, tok string) (int, bool, error) {
 	c.mu.Unlock()
 	ws.Close(websocket.StatusNormalClosure, "")
 	<-s.done
+	s.wg.Wait()
 	s.mu.Lock()
 	err = s.readErr
 	s.mu.Unlock()
@@ -106,21 +113,39 @@ func (c *Client) untilRefresh() time.Duration {
 	return max(time.Until(c.expires.Add(-c.opts.RefreshMargin)), 0)
 }
 
-// rejoin joins every room the client wants, dropping those refused.
+// rejoin joins every room the client wants, naming the last position
+// seen in each, drops those refused and reports which recovered.
 func (s *session) rejoin(ctx context.Context) {
 	s.c.mu.Lock()
 	rooms := slices.Collect(maps.Keys(s.c.rooms))
 	s.c.mu.Unlock()
+	s.recover(ctx, rooms)
+}
+
+// recover joins rooms again and emits the recovery of those that had a
+// position.
+func (s *session) recover(ctx context.Context, rooms []string) {
+	recovery := make(map[string]bool)
 	for _, room := range rooms {
 		req := protocol.Request{Type: protocol.TypeJoin, Room: room}
-		if p, ok := s.c.Position(room); ok {
+		p, had := s.c.Position(room)
+		if had {
 			req.Since = &p
 		}
 		f, err := s.request(ctx, req)
 		if err == nil && f.Error != nil && f.Error.Code != protocol.ErrUnavailable {
 			s.c.forget(room)
 			s.c.emit(Event{Left: room, Reason: string(f.Error.Code)})
+			continue
 		}
+		if had {
+			var res protocol.JoinResult
+			ok := err == nil && f.Error == nil && json.Unmarshal(f.Result, &res) == nil
+			recovery[room] = ok && res.Recovered != nil && *res.Recovered
+		}
+	}
+	if len(recovery) > 0 {
+		s.c.emit(Event{Recovery: recovery})
 	}
 }
 
@@ -224,14 +249,18 @@ func (s *session) dispatch(f protocol.Frame) {
 		}
 	case protocol.TypeMessage:
 		pos := protocol.Position{Epoch: f.Epoch, Offset: f.Offset}
-		s.c.mu.Lock()
-		if _, ok := s.c.rooms[f.Room]; ok {
-			s.c.last[f.Room] = pos
+		if !s.c.advance(f.Room, pos) {
+			return // seen already: a recovery overlapping live messages
 		}
-		s.c.mu.Unlock()
 		if h := s.c.opts.OnMessage; h != nil {
 			h(Message{Room: f.Room, Data: f.Data, Position: pos})
 		}
+	case protocol.TypeResync:
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.recover(s.ctx, []string{f.Room})
+		}()
 	case protocol.TypeConnected:
 		s.onConnected(f)
 	case protocol.TypeLeft:
@@ -240,12 +269,33 @@ func (s *session) dispatch(f protocol.Frame) {
 	}
 }
 
+// advance records pos as the last position seen in room and reports
+// whether the message is new: one at or before the last position of the
+// same epoch is a repeat.
+func (c *Client) advance(room string, pos protocol.Position) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last, seen := c.last[room]
+	if seen && last.Epoch == pos.Epoch && pos.Offset <= last.Offset {
+		return false
+	}
+	if _, ok := c.rooms[room]; ok {
+		c.last[room] = pos
+	}
+	return true
+}
+
 func (s *session) onConnected(f protocol.Frame) {
 	var res protocol.AuthResult
 	if json.Unmarshal(f.Result, &res) != nil {
 		return
 	}
 	s.c.mu.Lock()
+	for _, room := range res.Rooms {
+		if strings.HasPrefix(room, protocol.UserPrefix) {
+			s.c.rooms[room] = true // its history is recovered like any room's
+		}
+	}
 	s.c.expires = time.UnixMilli(res.ExpiresAt)
 	s.c.sess = s
 	s.c.mu.Unlock()
@@ -312,11 +362,20 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 // Publish sends data (a JSON value) to a conversation room the client has
 // joined and returns its position.
 func (c *Client) Publish(ctx context.Context, room string, data json.RawMessage) (protocol.Position, error) {
+	return c.PublishIdempotent(ctx, room, data, "")
+}
+
+// PublishIdempotent is Publish with an idempotency key (at most 128
+// bytes): retried with the same key within the gateway's window after an
+// error, the message is stored and delivered once, and the reply carries
+// its original position.
+func (c *Client) PublishIdempotent(ctx context.Context, room string, data json.RawMessage, key string) (protocol.Position, error) {
 	s := c.current()
 	if s == nil {
 		return protocol.Position{}, ErrNotConnected
 	}
-	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePublish, Room: room, Data: data})
+	req := protocol.Request{Type: protocol.TypePublish, Room: room, Data: data, IdempotencyKey: key}
+	f, err := s.request(ctx, req)
 	if err != nil {
 		return protocol.Position{}, err
 	}

@@ -172,4 +172,3 @@ func (m *Memory) Close() error {
 	}
 	return nil
 }
-

@@ -75,9 +75,9 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 	r := &Redis{
 		opts: opts, handler: h, cancel: cancel,
 		history: RedisHistory{Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History},
-		ps:    opts.Client.Subscribe(ctx),
-		dirty: make(chan struct{}, 1),
-		want:  make(map[string]bool), sent: make(map[string]bool),
+		ps:      opts.Client.Subscribe(ctx),
+		dirty:   make(chan struct{}, 1),
+		want:    make(map[string]bool), sent: make(map[string]bool),
 		confirmed: make(map[string]bool), lost: make(map[string]bool), waiters: make(map[string]chan struct{}),
 	}
 	r.wg.Add(2)
