@@ -87,11 +87,11 @@
 //   - FIFO: no lock at all, since reads do not move an entry.
 //   - TinyLFU: no lock; the hit goes into the shard's lossy read buffer
 //     (4 stripes of 64 slots, a stripe per goroutine as far as the
-//     stripes go), which the next writer, or every fourth round the
+//     stripes go), which the next writer, or every sixteenth round the
 //     reader that fills it if the lock is free, applies to the policy
 //     under the write lock. Hits a stripe cannot hold until then are
 //     dropped: with writes among the reads the policy sees nearly every
-//     read, late; in a long run of reads alone, about one in four.
+//     read, late; in a long run of reads alone, about one in sixteen.
 //     BenchmarkTinyLFUReadPath measures this against the locked path.
 //
 // A Get that runs while a Set replaces the same key returns the old or

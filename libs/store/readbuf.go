@@ -16,7 +16,7 @@ const (
 // its own drains (a power of two): in a long run of reads without a
 // write, the policy sees about one read in readDrainRounds. Every write
 // drains the reads since the last drain, up to a full stripe each.
-const readDrainRounds = 4
+const readDrainRounds = 16
 
 // readBuffer is a lossy buffer of entries that were read, for a policy
 // that can take its hits late and can lose a few: readers add without a
