@@ -119,16 +119,19 @@ func (s *session) rejoin(ctx context.Context) {
 	s.c.mu.Lock()
 	rooms := slices.Collect(maps.Keys(s.c.rooms))
 	s.c.mu.Unlock()
-	s.recover(ctx, rooms)
+	s.recover(ctx, rooms, nil)
 }
 
 // recover joins rooms again and emits the recovery of those that had a
-// position.
-func (s *session) recover(ctx context.Context, rooms []string) {
+// position: the one in at, else the last one seen.
+func (s *session) recover(ctx context.Context, rooms []string, at map[string]protocol.Position) {
 	recovery := make(map[string]bool)
 	for _, room := range rooms {
 		req := protocol.Request{Type: protocol.TypeJoin, Room: room}
-		p, had := s.c.Position(room)
+		p, had := at[room]
+		if !had {
+			p, had = s.c.Position(room)
+		}
 		if had {
 			req.Since = &p
 		}
@@ -256,10 +259,16 @@ func (s *session) dispatch(f protocol.Frame) {
 			h(Message{Room: f.Room, Data: f.Data, Position: pos})
 		}
 	case protocol.TypeResync:
+		// The position now is the one the gap follows: later messages
+		// must not make the recovery look complete.
+		at := map[string]protocol.Position{}
+		if p, ok := s.c.Position(f.Room); ok {
+			at[f.Room] = p
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.recover(s.ctx, []string{f.Room})
+			s.recover(s.ctx, []string{f.Room}, at)
 		}()
 	case protocol.TypeConnected:
 		s.onConnected(f)

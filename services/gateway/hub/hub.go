@@ -70,6 +70,11 @@ type room struct {
 	// the first message, and after a resync.
 	epoch string
 	last  uint64
+	// seen is set once a message was delivered here: from then on a
+	// message opening a new epoch past its first offset is a gap too.
+	// accept takes the next message as it comes, after a failed repair of
+	// an epoch's start.
+	seen, accept bool
 	// repairing holds back every message while a gap is read from history.
 	repairing bool
 	held      []broker.Message
@@ -260,11 +265,20 @@ func (h *Hub) Resubscribed(name string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.repairing || r.last == 0 {
+	if r.repairing || !r.seen || r.epoch == "" {
 		return
 	}
 	r.repairing = true
 	h.repair(r, r.epoch, r.last)
+}
+
+// gapLocked starts a repair of r from (epoch, last), holding msg back.
+// Caller must hold r.mu.
+func (h *Hub) gapLocked(r *room, msg broker.Message, kind, epoch string, last uint64) {
+	h.opts.Metrics.Gaps.WithLabelValues(kind).Inc()
+	r.repairing = true
+	r.held = append(r.held, msg)
+	h.repair(r, epoch, last)
 }
 
 // deliverLocked delivers msg, drops a duplicate, or starts a repair.
@@ -278,18 +292,22 @@ func (h *Hub) deliverLocked(r *room, msg broker.Message) {
 		}
 		r.held = append(r.held, msg)
 		return
-	case r.last > 0 && msg.Epoch == r.epoch && msg.Offset <= r.last:
+	case r.seen && msg.Epoch == r.epoch && msg.Offset <= r.last:
 		return
-	case r.last > 0 && msg.Epoch != r.epoch:
-		h.opts.Metrics.Gaps.WithLabelValues("epoch").Inc()
-		h.resyncLocked(r)
-	case r.last > 0 && msg.Offset > r.last+1:
-		h.opts.Metrics.Gaps.WithLabelValues("offset").Inc()
-		r.repairing = true
-		r.held = append(r.held, msg)
-		h.repair(r, r.epoch, r.last)
+	case r.seen && msg.Epoch == r.epoch && msg.Offset > r.last+1:
+		h.gapLocked(r, msg, "offset", r.epoch, r.last)
 		return
+	case r.seen && msg.Epoch != r.epoch && !r.accept:
+		if r.epoch != "" {
+			h.resyncLocked(r) // the old epoch's tail may be lost
+		}
+		if msg.Offset > 1 {
+			r.epoch, r.last = msg.Epoch, 0
+			h.gapLocked(r, msg, "epoch", msg.Epoch, 0)
+			return
+		}
 	}
+	r.seen, r.accept = true, false
 	r.epoch, r.last = msg.Epoch, msg.Offset
 	if len(r.members) == 0 {
 		return
@@ -337,6 +355,7 @@ func (h *Hub) repair(r *room, epoch string, last uint64) {
 		if err != nil {
 			h.opts.Metrics.Repairs.WithLabelValues("resync").Inc()
 			h.resyncLocked(r)
+			r.accept = last == 0 // an epoch's start is gone: take what comes
 		} else {
 			h.opts.Metrics.Repairs.WithLabelValues("repaired").Inc()
 		}
