@@ -385,17 +385,21 @@ func missing(rc *receiver, acked map[int]protocol.PublishResult) int {
 	return n
 }
 
-// caughtUp waits until every receiver holds at least n messages and
-// returns how long that took since start.
+// caughtUp waits (bounded) until every receiver holds at least n messages
+// and returns how long that took since start; account then says what is
+// missing.
 func caughtUp(t *testing.T, rcs []*receiver, n int, start time.Time) time.Duration {
 	t.Helper()
-	poll(t, "receivers caught up", 20*time.Second, func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		all := true
 		for _, rc := range rcs {
-			if rc.count() < n {
-				return false
-			}
+			all = all && rc.count() >= n
 		}
-		return true
-	})
+		if all {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return time.Since(start)
 }
