@@ -14,11 +14,14 @@
 //     replica's own channel (NodeRoom); the event-stream fallback uses it
 //     to reach the replica that holds a connection.
 //
-// Positions: every publish increments the room's offset and publishes in
-// one atomic step (a Lua script on Redis), so the publisher learns (epoch,
-// offset) and every receiver sees the same position. The epoch changes when
-// the room's counter is lost (Redis restarted empty, the room idle past its
-// retention); history and recovery build on this.
+// Positions and history: every publish checks its idempotency key,
+// increments the room's offset, appends to the room's bounded history and
+// publishes in one atomic step (a Lua script on Redis over keys sharing the
+// hash tag {room}; RedisHistory holds it for any Redis broker), so the
+// publisher learns (epoch, offset) and every receiver sees the same
+// position. History answers what followed a position, or
+// ErrNotRecoverable. The epoch changes when the room's keys are lost (Redis
+// restarted empty, the room idle past its TTL).
 //
 // Concurrency: every method of a Broker is safe for concurrent use. The
 // Handler is called from one goroutine per broker, in the order messages
