@@ -12,8 +12,7 @@ import "sync/atomic"
 // entry in its place). A deleted slot keeps the tomb tag so that probes
 // pass over it; tombs are dropped when the table is rebuilt, which a
 // writer does into a new table that it then publishes, when entries and
-// tombs fill half the slots: a miss probes until an empty slot, and with
-// linear probing that walk grows fast past half full.
+// tombs fill three quarters of the slots.
 type index[K comparable, V any] struct {
 	slots []slot[K, V]
 	mask  uint64
@@ -66,10 +65,10 @@ func (ix *index[K, V]) find(h uint64, key K) *entry[K, V] {
 	}
 }
 
-// full reports whether one more entry would fill more than half the
+// full reports whether one more entry would fill three quarters of the
 // slots. Caller must hold the shard's mu.
 func (ix *index[K, V]) full() bool {
-	return 2*(ix.used+1) > len(ix.slots)
+	return 4*(ix.used+1) > 3*len(ix.slots)
 }
 
 // insert publishes e, whose key is absent. The table must not be full.
