@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -354,10 +355,22 @@ func serviceEnv(t testing.TB, name string) (map[string]envVar, []string) {
 	return vars, unresolved
 }
 
+// binaryDirs remembers binaryPackages by service: `go list` takes a
+// moment and the answer does not change during a run.
+var binaryDirs struct {
+	sync.Mutex
+	byService map[string][]string
+}
+
 // binaryPackages lists the directories of the repository's packages that
 // the binary of services/<name> is built from.
 func binaryPackages(t testing.TB, name string) []string {
 	t.Helper()
+	binaryDirs.Lock()
+	defer binaryDirs.Unlock()
+	if dirs, ok := binaryDirs.byService[name]; ok {
+		return dirs
+	}
 	root := repoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -376,6 +389,10 @@ func binaryPackages(t testing.TB, name string) []string {
 	if len(dirs) == 0 {
 		t.Fatalf("services/%s is built from no package of the repository", name)
 	}
+	if binaryDirs.byService == nil {
+		binaryDirs.byService = map[string][]string{}
+	}
+	binaryDirs.byService[name] = dirs
 	return dirs
 }
 
