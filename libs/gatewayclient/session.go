@@ -127,28 +127,52 @@ func (s *session) rejoin(ctx context.Context) {
 func (s *session) recover(ctx context.Context, rooms []string, at map[string]protocol.Position) {
 	recovery := make(map[string]bool)
 	for _, room := range rooms {
-		req := protocol.Request{Type: protocol.TypeJoin, Room: room}
 		p, had := at[room]
 		if !had {
 			p, had = s.c.Position(room)
 		}
+		var since *protocol.Position
 		if had {
-			req.Since = &p
+			since = &p
 		}
-		f, err := s.request(ctx, req)
-		if err == nil && f.Error != nil && f.Error.Code != protocol.ErrUnavailable {
-			s.c.forget(room)
-			s.c.emit(Event{Left: room, Reason: string(f.Error.Code)})
+		res, joined := s.joinRetrying(ctx, room, since)
+		if !joined {
 			continue
 		}
 		if had {
-			var res protocol.JoinResult
-			ok := err == nil && f.Error == nil && json.Unmarshal(f.Result, &res) == nil
-			recovery[room] = ok && res.Recovered != nil && *res.Recovered
+			recovery[room] = res.Recovered != nil && *res.Recovered
 		}
 	}
 	if len(recovery) > 0 {
 		s.c.emit(Event{Recovery: recovery})
+	}
+}
+
+// joinRetrying joins room, retrying with backoff while the gateway answers
+// unavailable or does not answer, for as long as the connection lasts. A
+// refusal forgets the room. It reports whether the room was joined.
+func (s *session) joinRetrying(ctx context.Context, room string, since *protocol.Position) (protocol.JoinResult, bool) {
+	for attempt := 0; ; attempt++ {
+		f, err := s.request(ctx, protocol.Request{Type: protocol.TypeJoin, Room: room, Since: since})
+		var res protocol.JoinResult
+		switch {
+		case err == nil && f.Error == nil:
+			if json.Unmarshal(f.Result, &res) != nil {
+				return res, false
+			}
+			return res, true
+		case err == nil && f.Error.Code != protocol.ErrUnavailable:
+			s.c.forget(room)
+			s.c.emit(Event{Left: room, Reason: string(f.Error.Code)})
+			return res, false
+		}
+		select {
+		case <-s.done:
+			return res, false
+		case <-ctx.Done():
+			return res, false
+		case <-time.After(Backoff(attempt, s.c.opts.MinBackoff, s.c.opts.MaxBackoff)):
+		}
 	}
 }
 

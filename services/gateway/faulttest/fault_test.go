@@ -10,6 +10,9 @@ import (
 	"switchboard/libs/gatewayclient/protocol"
 )
 
+// settle bounds the wait for every acknowledged message to arrive.
+const settle = 10 * time.Second
+
 func assertClean(t *testing.T, s summary) {
 	t.Helper()
 	if s.Lost != 0 || s.Duplicates != 0 || s.Order != 0 {
@@ -41,7 +44,7 @@ func TestReplicaKilled(t *testing.T) {
 	start := time.Now()
 	wg.Wait()
 	rec := caughtUp(t, rcs, 200, start)
-	assertClean(t, account(t, "replica SIGKILL", p, rcs, rec))
+	assertClean(t, account(t, "replica SIGKILL", p, rcs, rec, settle))
 }
 
 // The pub/sub connection of the receivers' replica is killed mid-stream:
@@ -62,7 +65,7 @@ func TestPubSubKilled(t *testing.T) {
 	start := time.Now()
 	wg.Wait()
 	rec := caughtUp(t, rcs, 200, start)
-	assertClean(t, account(t, "pub/sub CLIENT KILL", p, rcs, rec))
+	assertClean(t, account(t, "pub/sub CLIENT KILL", p, rcs, rec, settle))
 }
 
 // A client offline for less than the retention recovers everything; one
@@ -96,7 +99,11 @@ func TestOffline(t *testing.T) {
 			})
 			rec := time.Since(start)
 			p.run(5, 0)
-			sum := account(t, "offline "+tt.name, p, []*receiver{rc}, rec)
+			wait := settle
+			if !tt.recovered {
+				wait = time.Second // the losses are expected: no need to wait them out
+			}
+			sum := account(t, "offline "+tt.name, p, []*receiver{rc}, rec, wait)
 			if got := !rc.flagged(); got != tt.recovered {
 				t.Fatalf("recovered %v, want %v", got, tt.recovered)
 			}
@@ -129,7 +136,7 @@ func TestRedisRestarted(t *testing.T) {
 	start := time.Now()
 	wg.Wait()
 	rec := caughtUp(t, rcs, 100, start)
-	sum := account(t, "redis restart", p, rcs, rec)
+	sum := account(t, "redis restart", p, rcs, rec, settle)
 	if after := p.ackedSet()[130].Epoch; after == before {
 		t.Fatalf("epoch %s survived a restart without persistence", after)
 	}
@@ -174,7 +181,7 @@ func TestRedisPaused(t *testing.T) {
 	p.acked[11], p.next = res, 11
 	p.mu.Unlock()
 	p.run(5, 0)
-	assertClean(t, account(t, "redis SIGSTOP", p, rcs, time.Since(start)))
+	assertClean(t, account(t, "redis SIGSTOP", p, rcs, time.Since(start), settle))
 }
 
 // The same publish sent twice, one after the other and racing, on two
@@ -204,5 +211,5 @@ func TestSamePublishTwice(t *testing.T) {
 	p.acked[1], p.acked[2], p.next = r1, racing[0], 2
 	p.mu.Unlock()
 	p.run(3, 0)
-	assertClean(t, account(t, "same publish twice", p, rcs, 0))
+	assertClean(t, account(t, "same publish twice", p, rcs, 0, settle))
 }

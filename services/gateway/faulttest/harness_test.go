@@ -321,10 +321,11 @@ type summary struct {
 
 // account waits (bounded) until every receiver holds every acknowledged
 // message, then counts losses, duplicates and order violations.
-func account(t *testing.T, name string, p *publisher, rcs []*receiver, recovery time.Duration) summary {
+// wait bounds the waiting; a scenario that expects losses waits less.
+func account(t *testing.T, name string, p *publisher, rcs []*receiver, recovery, wait time.Duration) summary {
 	t.Helper()
 	acked := p.ackedSet()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		all := true
 		for _, rc := range rcs {

@@ -63,9 +63,8 @@ type room struct {
 
 	// Guarded by mu.
 	mu sync.Mutex
-	// members maps each member to the messages held back for it while its
-	// own recovery runs; nil: live.
-	members map[Member]*[]broker.Message
+	// members maps each member to its recovery state; nil: live.
+	members map[Member]*recovery
 	// epoch and last are the position last delivered here; "" and 0 until
 	// the first message, and after a resync.
 	epoch string
@@ -78,6 +77,21 @@ type room struct {
 	// repairing holds back every message while a gap is read from history.
 	repairing bool
 	held      []broker.Message
+}
+
+// recovery is a member's state while it recovers from a position: its
+// live messages are held until Live, then those at or before the last
+// position its recovery sent are dropped, held or still to come.
+type recovery struct {
+	holding bool
+	held    []broker.Message
+	epoch   string
+	last    uint64
+}
+
+// skip reports whether msg was sent to the member by its recovery.
+func (rc *recovery) skip(msg broker.Message) bool {
+	return msg.Epoch == rc.epoch && msg.Offset <= rc.last
 }
 
 // Hub is one replica's rooms.
@@ -140,15 +154,15 @@ func (h *Hub) Join(ctx context.Context, name string, m Member, hold bool) error 
 	s.mu.Lock()
 	r, ok := s.rooms[name]
 	if !ok {
-		r = &room{name: name, members: make(map[Member]*[]broker.Message)}
+		r = &room{name: name, members: make(map[Member]*recovery)}
 		s.rooms[name] = r
 	}
 	r.mu.Lock()
-	held, was := r.members[m]
-	if hold && held == nil {
-		held = new([]broker.Message)
+	state, was := r.members[m]
+	if hold && (state == nil || !state.holding) {
+		state = &recovery{holding: true}
 	}
-	r.members[m] = held
+	r.members[m] = state
 	r.mu.Unlock()
 	s.mu.Unlock()
 
@@ -175,15 +189,16 @@ func (h *Hub) Hold(name string, m Member) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	held, ok := r.members[m]
-	if ok && held == nil {
-		r.members[m] = new([]broker.Message)
+	state, ok := r.members[m]
+	if ok && (state == nil || !state.holding) {
+		r.members[m] = &recovery{holding: true}
 	}
 	return ok
 }
 
 // Live sends m the messages held back for it since Join, except those at
-// or before (epoch, last), which its recovery sent, and makes it live.
+// or before (epoch, last), which its recovery sent, and makes it live;
+// later messages at or before (epoch, last) are dropped too.
 func (h *Hub) Live(name string, m Member, epoch string, last uint64) {
 	r := h.room(name)
 	if r == nil {
@@ -191,16 +206,19 @@ func (h *Hub) Live(name string, m Member, epoch string, last uint64) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	held, ok := r.members[m]
-	if !ok || held == nil {
+	state, ok := r.members[m]
+	if !ok || state == nil || !state.holding {
 		return
 	}
-	r.members[m] = nil
-	for _, msg := range *held {
-		if msg.Epoch == epoch && msg.Offset <= last {
-			continue
+	held := state.held
+	*state = recovery{epoch: epoch, last: last}
+	for _, msg := range held {
+		if !state.skip(msg) {
+			m.Send(EncodeMessage(msg), msg.Published)
 		}
-		m.Send(EncodeMessage(msg), msg.Published)
+	}
+	if epoch == "" {
+		r.members[m] = nil
 	}
 }
 
@@ -313,16 +331,21 @@ func (h *Hub) deliverLocked(r *room, msg broker.Message) {
 		return
 	}
 	frame := EncodeMessage(msg)
-	for m, held := range r.members {
-		if held == nil {
-			m.Send(frame, msg.Published)
-			continue
-		}
-		if len(*held) >= MaxHeld {
+	for m, state := range r.members {
+		switch {
+		case state == nil:
+		case state.holding && len(state.held) >= MaxHeld:
 			m.Close(protocol.CloseSlowConsumer)
 			continue
+		case state.holding:
+			state.held = append(state.held, msg)
+			continue
+		case state.skip(msg):
+			continue
+		default:
+			r.members[m] = nil // past its recovery: live
 		}
-		*held = append(*held, msg)
+		m.Send(frame, msg.Published)
 	}
 	h.opts.Metrics.Deliveries.Add(float64(len(r.members)))
 }
