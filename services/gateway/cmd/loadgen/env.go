@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +29,10 @@ type replica struct {
 	http string // host:port
 	pid  int
 	stop func()
+	// kill ends the replica at once: SIGKILL for a process; for one in
+	// this process, its Serve is cancelled (it closes its connections
+	// over its drain period).
+	kill func()
 }
 
 func freeAddr() (string, error) {
@@ -124,7 +129,11 @@ func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL s
 		stop()
 		return nil, fmt.Errorf("gateway on %s not ready: %w", httpAddr, err)
 	}
-	return &replica{http: httpAddr, pid: cmd.Process.Pid, stop: stop}, nil
+	kill := func() {
+		cmd.Process.Kill()
+		stop()
+	}
+	return &replica{http: httpAddr, pid: cmd.Process.Pid, stop: stop, kill: kill}, nil
 }
 
 // startInProcess serves a gateway in this process.
@@ -152,7 +161,9 @@ func startInProcess(ctx context.Context, fa *fakeauth.Auth, redisURL string) (*r
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { g.Serve(sctx, lis, nil); close(done) }()
-	r := &replica{http: lis.Addr().String(), stop: func() { cancel(); <-done; conn.Close() }}
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done; conn.Close() }) }
+	r := &replica{http: lis.Addr().String(), stop: stop, kill: stop}
 	if err := ready(ctx, r.http); err != nil {
 		r.stop()
 		return nil, err

@@ -43,7 +43,7 @@ type params struct {
 
 func main() {
 	var p params
-	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible)")
+	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover)")
 	flag.StringVar(&p.gatewayBin, "gateway-bin", "", "gateway binary to run as processes; empty: replicas in this process")
 	flag.IntVar(&p.replicas, "replicas", 2, "gateway replicas (1-4)")
 	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000)")
@@ -84,8 +84,10 @@ func main() {
 
 func (p *params) check() error {
 	switch {
-	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm":
-		return errors.New("-mode must be idle, fanout or storm")
+	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm" && p.mode != "recovery":
+		return errors.New("-mode must be idle, fanout, storm or recovery")
+	case p.mode == "recovery" && p.replicas < 2:
+		return errors.New("-mode recovery needs -replicas 2 or more")
 	case p.replicas < 1 || p.replicas > 4:
 		return errors.New("-replicas must be 1 to 4")
 	case p.conns < 1 || p.conns > 19000:

@@ -43,3 +43,24 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// The recovery mode with in-process replicas: every acknowledged message
+// reaches every client of its room once, across the loss of replica 0.
+func TestRecoveryMode(t *testing.T) {
+	p := params{mode: "recovery", replicas: 2, conns: 20, rooms: 4, rate: 100,
+		duration: 1500 * time.Millisecond, payload: 100, connectPar: 8}
+	if err := p.check(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Recovery
+	if r == nil || r.Acked == 0 || r.Expected != r.Acked*5 || r.Missing != 0 || r.Duplicates != 0 || r.Gaps != 0 {
+		t.Fatalf("recovery report %+v", r)
+	}
+	if r.Recovered+r.NotRecovered != int64(p.conns) || r.NotRecovered != 0 {
+		t.Fatalf("recoveries reported: %d ok, %d not, want %d ok", r.Recovered, r.NotRecovered, p.conns)
+	}
+}

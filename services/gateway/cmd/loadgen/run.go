@@ -51,6 +51,8 @@ type report struct {
 	ServerCPUPerUS float64 `json:"server_cpu_us_per_delivery,omitempty"`
 	Note           string  `json:"note,omitempty"`
 
+	Recovery *recoveryReport `json:"recovery,omitempty"`
+
 	GoVersion string `json:"go_version"`
 	CPUs      int    `json:"cpus"`
 	CPUModel  string `json:"cpu_model"`
@@ -118,6 +120,12 @@ func run(ctx context.Context, p params) (*report, error) {
 		reps = append(reps, r)
 	}
 
+	if p.mode == "recovery" {
+		rep := &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
+			Connections: p.conns, Rooms: p.rooms, Rate: p.rate, GoVersion: runtime.Version(),
+			CPUs: runtime.NumCPU(), CPUModel: cpuModel()}
+		return rep, recoveryPhase(ctx, p, fa, reps, rep)
+	}
 	rep := &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
 		Connections: p.conns, Rooms: p.rooms, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), CPUModel: cpuModel()}
 	rec := &recorder{}
