@@ -88,6 +88,15 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 	c.reply(req.ID, protocol.JoinResult{Room: req.Room, Recovered: c.recover(ctx, req)})
 }
 
+// replayBytes estimates the queued size of msgs.
+func replayBytes(msgs []broker.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Data) + len(m.Room) + len(m.Epoch) + 64
+	}
+	return n
+}
+
 // maxEpochBytes bounds the epoch a client names.
 const maxEpochBytes = 64
 
@@ -115,6 +124,9 @@ func (c *Conn) recover(ctx context.Context, req *protocol.Request) *bool {
 		return nil
 	}
 	msgs, err := c.deps.Broker.History(ctx, req.Room, req.Since.Epoch, req.Since.Offset)
+	if err == nil && replayBytes(msgs) > c.cfg.QueueBytes/2 {
+		msgs, err = nil, broker.ErrNotRecoverable // it would overflow the queue
+	}
 	recovered := err == nil
 	epoch, last := req.Since.Epoch, req.Since.Offset
 	switch {

@@ -19,17 +19,28 @@ func TestFromEnv(t *testing.T) {
 			cfg.Conn.MaxMessageBytes != 64<<10 || cfg.Drain != 10*time.Second || cfg.Conn.PingInterval != 25*time.Second {
 			t.Fatalf("defaults %+v", cfg)
 		}
+		h := cfg.History
+		if h.Conversation.Size != 1000 || h.Conversation.TTL != 24*time.Hour || h.User.Size != 100 ||
+			h.User.TTL != time.Hour || h.IdempotencyWindow != 5*time.Minute {
+			t.Fatalf("history defaults %+v", h)
+		}
 	})
 	t.Run("set", func(t *testing.T) {
 		cfg, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "2MiB", "GATEWAY_ALLOWED_ORIGINS": "a.example, *.b.example",
 			"GATEWAY_RATE": "5", "GATEWAY_DRAIN": "30s",
+			"GATEWAY_HISTORY_CONVERSATION_SIZE": "50", "GATEWAY_HISTORY_USER_TTL": "10m",
+			"GATEWAY_IDEMPOTENCY_WINDOW": "1m",
 		})))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.Conn.QueueBytes != 2<<20 || len(cfg.AllowedOrigins) != 2 || cfg.Conn.Rate != 5 || cfg.Drain != 30*time.Second {
 			t.Fatalf("config %+v", cfg)
+		}
+		if cfg.History.Conversation.Size != 50 || cfg.History.User.TTL != 10*time.Minute ||
+			cfg.History.IdempotencyWindow != time.Minute {
+			t.Fatalf("history %+v", cfg.History)
 		}
 	})
 	t.Run("queue smaller than two messages", func(t *testing.T) {
@@ -43,11 +54,12 @@ func TestFromEnv(t *testing.T) {
 	t.Run("every bad variable is named", func(t *testing.T) {
 		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "lots", "GATEWAY_PING_INTERVAL": "-1s", "GATEWAY_LOG_LEVEL": "loud",
+			"GATEWAY_HISTORY_USER_SIZE": "0",
 		})))
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL"} {
+		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL", "GATEWAY_HISTORY_USER_SIZE"} {
 			if !strings.Contains(err.Error(), name) {
 				t.Errorf("error %q does not name %s", err, name)
 			}

@@ -71,9 +71,10 @@ type room struct {
 	last  uint64
 	// seen is set once a message was delivered here: from then on a
 	// message opening a new epoch past its first offset is a gap too.
-	// accept takes the next message as it comes, after a failed repair of
-	// an epoch's start.
-	seen, accept bool
+	seen bool
+	// lost is the epoch of the last repair that failed: its messages are
+	// taken as they come, the members having been told to resync.
+	lost string
 	// repairing holds back every message while a gap is read from history.
 	repairing bool
 	held      []broker.Message
@@ -315,17 +316,17 @@ func (h *Hub) deliverLocked(r *room, msg broker.Message) {
 	case r.seen && msg.Epoch == r.epoch && msg.Offset > r.last+1:
 		h.gapLocked(r, msg, "offset", r.epoch, r.last)
 		return
-	case r.seen && msg.Epoch != r.epoch && !r.accept:
+	case r.seen && msg.Epoch != r.epoch:
 		if r.epoch != "" {
 			h.resyncLocked(r) // the old epoch's tail may be lost
 		}
-		if msg.Offset > 1 {
+		if msg.Offset > 1 && msg.Epoch != r.lost {
 			r.epoch, r.last = msg.Epoch, 0
 			h.gapLocked(r, msg, "epoch", msg.Epoch, 0)
 			return
 		}
 	}
-	r.seen, r.accept = true, false
+	r.seen = true
 	r.epoch, r.last = msg.Epoch, msg.Offset
 	if len(r.members) == 0 {
 		return
@@ -378,7 +379,7 @@ func (h *Hub) repair(r *room, epoch string, last uint64) {
 		if err != nil {
 			h.opts.Metrics.Repairs.WithLabelValues("resync").Inc()
 			h.resyncLocked(r)
-			r.accept = last == 0 // an epoch's start is gone: take what comes
+			r.lost = epoch
 		} else {
 			h.opts.Metrics.Repairs.WithLabelValues("repaired").Inc()
 		}
