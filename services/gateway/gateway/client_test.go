@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +122,19 @@ func (r *recorder) hasMessage(data string) bool {
 	return false
 }
 
+// data returns the data of room's messages in arrival order.
+func (r *recorder) data(room string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.messages {
+		if m.Room == room {
+			out = append(out, string(m.Data))
+		}
+	}
+	return out
+}
+
 func (r *recorder) count(match func(gatewayclient.Event) bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,15 +195,39 @@ func TestClientReconnectsAndRejoins(t *testing.T) {
 		t.Fatalf("latency %s quality %s after connecting", d, q)
 	}
 
+	publishHTTP(t, r, "user:alice", `"to alice"`)
+	poll(t, "the user room's message", func() bool { return rec.hasMessage(`"to alice"`) })
+
+	// Messages published around the cut arrive once each, in order, by
+	// recovery or live, and the recovery of both rooms is reported.
 	p.cut()
+	for _, d := range []string{`"cut 1"`, `"cut 2"`, `"cut 3"`} {
+		publishHTTP(t, r, "conversation:c1", d)
+	}
+	publishHTTP(t, r, "user:alice", `"to alice, cut"`)
 	poll(t, "a second connection", func() bool { return rec.count(connectedEvents) == 2 })
+	poll(t, "both rooms recovered", func() bool {
+		return rec.count(func(e gatewayclient.Event) bool {
+			return e.Recovery["conversation:c1"] && e.Recovery["user:alice"]
+		}) == 1
+	})
 	poll(t, "the room rejoined", func() bool { return r.g.Hub().Members("conversation:c1") == 1 })
 	publishHTTP(t, r, "conversation:c1", `"after"`)
 	poll(t, "a message after the reconnect", func() bool { return rec.hasMessage(`"after"`) })
+	want := []string{`"before"`, `"cut 1"`, `"cut 2"`, `"cut 3"`, `"after"`}
+	if got := rec.data("conversation:c1"); !slices.Equal(got, want) {
+		t.Fatalf("room messages %v, want %v", got, want)
+	}
+	if got := rec.data("user:alice"); len(got) != 2 {
+		t.Fatalf("user room messages %v, want 2", got)
+	}
 
-	pos, err := c.Publish(ctx, "conversation:c1", json.RawMessage(`"mine"`))
-	if err != nil || pos.Offset != 3 {
-		t.Fatalf("publish: %+v %v, want offset 3", pos, err)
+	pos, err := c.PublishIdempotent(ctx, "conversation:c1", json.RawMessage(`"mine"`), "k")
+	if err != nil || pos.Offset != 6 {
+		t.Fatalf("publish: %+v %v, want offset 6", pos, err)
+	}
+	if again, err := c.PublishIdempotent(ctx, "conversation:c1", json.RawMessage(`"mine"`), "k"); err != nil || again != pos {
+		t.Fatalf("repeated publish: %+v %v, want %+v", again, err, pos)
 	}
 	if ids, err := c.Conversations(ctx); err != nil || len(ids) != 1 || ids[0] != "c1" {
 		t.Fatalf("conversations: %v %v, want [c1]", ids, err)
