@@ -23,6 +23,11 @@
 //     write runs under the write timer, which cuts the connection when it
 //     fires (a ctx per write would cost a timer per message).
 //
+// Recovery: a join naming a position makes the connection a member whose
+// live messages the hub holds back, sends the room's history after the
+// position, then lets the hub release the held messages minus those the
+// history covered, and only then replies, with recovered true or false.
+//
 // Concurrency: Send, Close, AccessRevoked and SessionRevoked are safe for
 // concurrent use and never block. Requests of one connection are handled
 // one at a time, in order, on the reader. mu and qmu are never held
