@@ -88,7 +88,8 @@ func (k RoomKeys) IdempotencyKey(key string) string { return k.Channel + ":i:" +
 //
 // KEYS: position, stream, [idempotency key]. ARGV: channel, epoch to
 // start with, TTL in seconds, max length, now in unix ms, now in unix
-// nanos, data, idempotency window in ms.
+// nanos, data, idempotency window in ms, publish command (PUBLISH, or
+// SPUBLISH on a cluster: the channel carries the same hash tag).
 var publishScript = redis.NewScript(`
 if KEYS[3] then
   local seen = redis.call('GET', KEYS[3])
@@ -119,7 +120,7 @@ if first and tonumber(first[2][2]) < cut then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[1], e .. ' ' .. o .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
+redis.call(ARGV[9], ARGV[1], e .. ' ' .. o .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
 if KEYS[3] then
   redis.call('SET', KEYS[3], e .. ' ' .. o, 'PX', ARGV[8])
 end
@@ -158,6 +159,10 @@ type RedisHistory struct {
 	Client redis.Scripter
 	Prefix string
 	Opts   HistoryOptions // with defaults applied
+	// PublishCommand sends the message to the room's channel from the
+	// script: "PUBLISH", or "SPUBLISH" for sharded pub/sub on a cluster.
+	// Empty: PUBLISH.
+	PublishCommand string
 }
 
 // Publish runs the publish script. It reports whether the idempotency key
@@ -171,10 +176,14 @@ func (h RedisHistory) Publish(ctx context.Context, p PublishArgs) (string, uint6
 		keys = append(keys, k.IdempotencyKey(p.Key))
 	}
 	ret := h.Opts.For(p.Room)
+	cmd := h.PublishCommand
+	if cmd == "" {
+		cmd = "PUBLISH"
+	}
 	now := time.Now()
 	res, err := publishScript.Run(ctx, h.Client, keys,
 		k.Channel, newEpoch(), max(int64(ret.TTL/time.Second), 1), ret.Size,
-		now.UnixMilli(), now.UnixNano(), p.Data, h.Opts.IdempotencyWindow.Milliseconds()).Slice()
+		now.UnixMilli(), now.UnixNano(), p.Data, h.Opts.IdempotencyWindow.Milliseconds(), cmd).Slice()
 	if err != nil {
 		return "", 0, false, fmt.Errorf("publish to redis: %w", err)
 	}
