@@ -47,16 +47,9 @@ type Redis struct {
 	ps      *redis.PubSub
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	dirty   chan struct{} // capacity 1: a batch is due
 
-	// Guarded by mu.
-	mu        sync.Mutex
-	want      map[string]bool          // rooms this replica wants
-	sent      map[string]bool          // rooms with a SUBSCRIBE in effect
-	confirmed map[string]bool          // rooms Redis acknowledged
-	lost      map[string]bool          // confirmed before the connection was lost
-	waiters   map[string]chan struct{} // closed when the room is confirmed
-	closed    bool
+	// Safe on its own.
+	subs *subscriptions
 }
 
 // NewRedis starts a broker delivering to h; Close stops it.
@@ -76,9 +69,7 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 		opts: opts, handler: h, cancel: cancel,
 		history: RedisHistory{Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History},
 		ps:      opts.Client.Subscribe(ctx),
-		dirty:   make(chan struct{}, 1),
-		want:    make(map[string]bool), sent: make(map[string]bool),
-		confirmed: make(map[string]bool), lost: make(map[string]bool), waiters: make(map[string]chan struct{}),
+		subs:    newSubscriptions(),
 	}
 	r.wg.Add(2)
 	go r.receive(ctx)
@@ -128,64 +119,18 @@ func (r *Redis) Forward(ctx context.Context, node string, payload []byte) (bool,
 }
 
 // Want records the wanted rooms; the batch goroutine sends the commands.
-func (r *Redis) Want(rooms []string, want bool) {
-	r.mu.Lock()
-	for _, room := range rooms {
-		if want {
-			r.want[room] = true
-		} else {
-			delete(r.want, room)
-			delete(r.waiters, room) // its waiters give up on their own ctx
-		}
-	}
-	r.mu.Unlock()
-	select {
-	case r.dirty <- struct{}{}:
-	default:
-	}
-}
+func (r *Redis) Want(rooms []string, want bool) { r.subs.setWant(rooms, want) }
 
 // Ready waits for Redis to acknowledge room's subscription.
-func (r *Redis) Ready(ctx context.Context, room string) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
-	}
-	if r.confirmed[room] {
-		r.mu.Unlock()
-		return nil
-	}
-	ch, ok := r.waiters[room]
-	if !ok {
-		ch = make(chan struct{})
-		r.waiters[room] = ch
-	}
-	r.mu.Unlock()
-
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for subscription: %w", ctx.Err())
-	}
-}
+func (r *Redis) Ready(ctx context.Context, room string) error { return r.subs.ready(ctx, room) }
 
 // Close stops both goroutines and closes the pub/sub connection.
 func (r *Redis) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
+	r.subs.close()
 	r.cancel()
 	err := r.ps.Close()
 	r.wg.Wait()
 	return err
-}
-
-func (r *Redis) isClosed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.closed
 }
 
 func (r *Redis) failed() {
@@ -202,32 +147,20 @@ func (r *Redis) batch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.dirty:
+		case <-r.subs.dirty:
 		}
-		sub, unsub := r.diff()
-		r.send(ctx, sub, r.ps.Subscribe)
-		r.send(ctx, unsub, r.ps.Unsubscribe)
+		sub, unsub := r.subs.diff()
+		r.send(ctx, r.channels(sub), r.ps.Subscribe)
+		r.send(ctx, r.channels(unsub), r.ps.Unsubscribe)
 	}
 }
 
-// diff returns the channels to subscribe and unsubscribe, and records them
-// as sent.
-func (r *Redis) diff() (sub, unsub []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for room := range r.want {
-		if !r.sent[room] {
-			r.sent[room] = true
-			sub = append(sub, r.channel(room))
-		}
+func (r *Redis) channels(rooms []string) []string {
+	chans := make([]string, len(rooms))
+	for i, room := range rooms {
+		chans[i] = r.channel(room)
 	}
-	for room := range r.sent {
-		if !r.want[room] {
-			delete(r.sent, room)
-			unsub = append(unsub, r.channel(room))
-		}
-	}
-	return sub, unsub
+	return chans
 }
 
 // send issues cmd over channels in chunks. A failed write is not retried
@@ -251,7 +184,7 @@ func (r *Redis) receive(ctx context.Context) {
 	defer r.wg.Done()
 	for {
 		v, err := r.ps.ReceiveTimeout(ctx, 15*time.Second)
-		if r.isClosed() {
+		if r.subs.isClosed() {
 			return
 		}
 		if err != nil {
@@ -276,12 +209,7 @@ func (r *Redis) receiveFailed(ctx context.Context, err error) {
 	}
 	r.failed()
 	r.opts.Logger.Warn("redis pub/sub connection lost", "error", err)
-	r.mu.Lock()
-	for room := range r.confirmed {
-		r.lost[room] = true
-	}
-	clear(r.confirmed)
-	r.mu.Unlock()
+	r.subs.lose(nil)
 
 	wait := time.Duration(rand.Int64N(int64(500 * time.Millisecond)))
 	select {
@@ -295,24 +223,13 @@ func (r *Redis) acknowledged(s *redis.Subscription) {
 	if !ok {
 		return
 	}
-	r.mu.Lock()
-	again := false
 	switch s.Kind {
 	case "subscribe":
-		r.confirmed[room] = true
-		again = r.lost[room]
-		delete(r.lost, room)
-		if ch, ok := r.waiters[room]; ok {
-			close(ch)
-			delete(r.waiters, room)
+		if r.subs.confirm(room) && r.opts.OnResubscribed != nil {
+			r.opts.OnResubscribed(room)
 		}
 	case "unsubscribe":
-		delete(r.confirmed, room)
-		delete(r.lost, room)
-	}
-	r.mu.Unlock()
-	if again && r.opts.OnResubscribed != nil && !strings.HasPrefix(room, NodeRoom("")) {
-		r.opts.OnResubscribed(room)
+		r.subs.unconfirm(room)
 	}
 }
 
