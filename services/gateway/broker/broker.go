@@ -70,4 +70,5 @@ func newEpoch() string {
 var (
 	_ Broker = (*Memory)(nil)
 	_ Broker = (*Redis)(nil)
+	_ Broker = (*Cluster)(nil)
 )

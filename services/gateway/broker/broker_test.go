@@ -85,7 +85,7 @@ func newRedis(t *testing.T, rs *redistest.Server, h broker.Handler) *broker.Redi
 	return b
 }
 
-func ready(t *testing.T, b *broker.Redis, rooms ...string) {
+func ready(t *testing.T, b broker.Broker, rooms ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

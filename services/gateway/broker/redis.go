@@ -79,8 +79,11 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 
 func (r *Redis) channel(room string) string { return KeysOf(r.opts.Prefix, room).Channel }
 
-func (r *Redis) room(channel string) (string, bool) {
-	s, ok := strings.CutPrefix(channel, r.opts.Prefix+"{")
+func (r *Redis) room(channel string) (string, bool) { return roomOf(r.opts.Prefix, channel) }
+
+// roomOf returns the room of a channel named by KeysOf(prefix, room).
+func roomOf(prefix, channel string) (string, bool) {
+	s, ok := strings.CutPrefix(channel, prefix+"{")
 	if !ok || !strings.HasSuffix(s, "}") {
 		return "", false
 	}
@@ -238,18 +241,24 @@ func (r *Redis) deliver(m *redis.Message) {
 	if !ok {
 		return
 	}
+	dispatch(room, m.Payload, r.handler, r.opts.OnForward, r.opts.Logger)
+}
+
+// dispatch hands a payload received on room's channel to the forward
+// handler (a node room) or, parsed, to h.
+func dispatch(room, payload string, h Handler, fwd ForwardHandler, log *slog.Logger) {
 	if strings.HasPrefix(room, NodeRoom("")) {
-		if r.opts.OnForward != nil {
-			r.opts.OnForward([]byte(m.Payload))
+		if fwd != nil {
+			fwd([]byte(payload))
 		}
 		return
 	}
-	msg, ok := parsePayload(room, m.Payload)
+	msg, ok := parsePayload(room, payload)
 	if !ok {
-		r.opts.Logger.Warn("malformed message on redis channel", "room", room)
+		log.Warn("malformed message on redis channel", "room", room)
 		return
 	}
-	r.handler(msg)
+	h(msg)
 }
 
 // parsePayload reads "<epoch> <offset> <unix nanos> <data>".
