@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 	}
 	broker := "in-process"
 	if cfg.RedisURL != "" {
-		broker = "redis"
+		broker = "redis " + cfg.RedisMode
 	}
 	if cfg.ServiceCredential == "" {
 		log.Warn("GATEWAY_SERVICE_CREDENTIAL is empty: every publish from a backend is refused")

@@ -10,6 +10,13 @@
 //   - Redis: one Redis pub/sub channel per room, subscribed only while the
 //     replica wants the room; every SUBSCRIBE and UNSUBSCRIBE goes through
 //     one pub/sub connection, batched.
+//   - Cluster: Redis Cluster sharded pub/sub (SSUBSCRIBE, SPUBLISH); a
+//     room's channel lives on the node owning the slot of its {room} tag,
+//     and each shard (one pub/sub connection) carries the channels of one
+//     hash slot, because go-redis resubscribes a connection's channels in
+//     one command and Redis refuses channels of different slots in one
+//     SSUBSCRIBE. A moved slot or a lost connection resubscribes the
+//     shard's rooms and reports them for gap repair.
 //   - Forward: a payload for one replica rather than a room, on the
 //     replica's own channel (NodeRoom); the event-stream fallback uses it
 //     to reach the replica that holds a connection.

@@ -14,7 +14,6 @@ func TestSlot(t *testing.T) {
 		{"123456789", 0x31c3 % broker.SlotCount}, // CRC-16/XMODEM check value
 		{"foo", 12182},
 		{"{user1000}.following", broker.Slot("user1000")},
-		{"foo{}{bar}", broker.Slot("foo{}{bar}")}, // empty tag: the whole key
 		{"sb:{conversation:1}:pos", broker.Slot("conversation:1")},
 	}
 	for _, tt := range tests {

@@ -23,8 +23,13 @@ type Config struct {
 	// revocation stream is refused and the cache stays off.
 	AuthCredential string
 	// RedisURL selects the Redis broker; empty: the in-process broker of
-	// a single replica. REDIS_URL.
+	// a single replica. REDIS_URL. In cluster mode it names one or more
+	// seed nodes: redis://[user:password@]host:port?addr=host2:port&...
 	RedisURL string
+	// RedisMode is "single" (one Redis, pub/sub) or "cluster" (Redis
+	// Cluster 7 or later, sharded pub/sub); cluster needs REDIS_URL.
+	// GATEWAY_REDIS_MODE, single.
+	RedisMode string
 	// RedisPrefix starts every Redis key and channel. GATEWAY_REDIS_PREFIX,
 	// "sb:".
 	RedisPrefix string
@@ -88,6 +93,7 @@ func FromEnv(env *config.Env) (Config, error) {
 		AuthCredential:       env.Secret("GATEWAY_AUTH_CREDENTIAL"),
 		RedisURL:             env.Secret("REDIS_URL"),
 		RedisPrefix:          env.String("GATEWAY_REDIS_PREFIX", "sb:"),
+		RedisMode:            env.OneOf("GATEWAY_REDIS_MODE", RedisSingle, RedisSingle, RedisCluster),
 		ServiceCredential:    env.Secret("GATEWAY_SERVICE_CREDENTIAL"),
 		AllowedOrigins:       env.List("GATEWAY_ALLOWED_ORIGINS", nil),
 		CompressionThreshold: env.Bytes("GATEWAY_COMPRESSION_THRESHOLD", 2<<10, 0, 1<<20),
@@ -129,5 +135,14 @@ func FromEnv(env *config.Env) (Config, error) {
 		env.Fail("GATEWAY_QUEUE_BYTES", "%d is less than twice GATEWAY_MAX_MESSAGE_BYTES (%d): one message could fill a queue",
 			c.Conn.QueueBytes, c.Conn.MaxMessageBytes)
 	}
+	if c.RedisMode == RedisCluster && c.RedisURL == "" {
+		env.Fail("GATEWAY_REDIS_MODE", "cluster needs REDIS_URL naming at least one node of the cluster")
+	}
 	return c, env.Err()
 }
+
+// The values of GATEWAY_REDIS_MODE.
+const (
+	RedisSingle  = "single"
+	RedisCluster = "cluster"
+)

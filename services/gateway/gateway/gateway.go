@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,7 +60,7 @@ type Gateway struct {
 	metrics *telemetry.Metrics
 	hub     *hub.Hub
 	broker  broker.Broker
-	redis   *redis.Client // nil with the in-process broker
+	redis   io.Closer // the Redis client; nil with the in-process broker
 	auth    *authn.Authenticator
 	publish *publish.Service
 	accept  *websocket.AcceptOptions
@@ -129,14 +130,36 @@ func (g *Gateway) newBroker() error {
 		g.broker = broker.NewMemory(g.hub.Deliver, g.cfg.History)
 		return nil
 	}
+	if g.cfg.RedisMode == RedisCluster {
+		return g.newClusterBroker()
+	}
 	ropts, err := redis.ParseURL(g.cfg.RedisURL)
 	if err != nil {
 		return errors.New("REDIS_URL: not a redis:// URL") // the URL may hold a password
 	}
 	ropts.ContextTimeoutEnabled = true
-	g.redis = redis.NewClient(ropts)
+	c := redis.NewClient(ropts)
+	g.redis = c
 	g.broker = broker.NewRedis(broker.RedisOptions{
-		Client: g.redis, Prefix: g.cfg.RedisPrefix,
+		Client: c, Prefix: g.cfg.RedisPrefix,
+		Logger: g.log.With("component", "broker"), OnError: g.metrics.RedisErrors.Inc,
+		OnForward: g.forwarded, History: g.cfg.History, OnResubscribed: g.hub.Resubscribed,
+	}, g.hub.Deliver)
+	g.broker.Want([]string{broker.NodeRoom(g.node)}, true)
+	return nil
+}
+
+// newClusterBroker starts the sharded pub/sub broker over Redis Cluster.
+func (g *Gateway) newClusterBroker() error {
+	copts, err := redis.ParseClusterURL(g.cfg.RedisURL)
+	if err != nil {
+		return errors.New("REDIS_URL: not a redis:// URL of cluster nodes") // it may hold a password
+	}
+	copts.ContextTimeoutEnabled = true
+	c := redis.NewClusterClient(copts)
+	g.redis = c
+	g.broker = broker.NewCluster(broker.ClusterOptions{
+		Client: c, Prefix: g.cfg.RedisPrefix,
 		Logger: g.log.With("component", "broker"), OnError: g.metrics.RedisErrors.Inc,
 		OnForward: g.forwarded, History: g.cfg.History, OnResubscribed: g.hub.Resubscribed,
 	}, g.hub.Deliver)
