@@ -2,6 +2,8 @@ package redistest
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -99,4 +101,74 @@ func clusterInfo(addr string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return cl.ClusterInfo(ctx).Result()
+}
+
+// MoveSlot moves a hash slot, with its keys, from the node that owns it to
+// to, the way `redis-cli --cluster reshard` does: IMPORTING on to,
+// MIGRATING on the owner, MIGRATE of every key, then SETSLOT NODE on every
+// node. Subscribers of the slot's shard channels on the old owner are
+// unsubscribed by it.
+func (c *Cluster) MoveSlot(slot int, to *Server) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clients := make(map[string]*redis.Client, len(c.Nodes))
+	ids := make(map[string]string, len(c.Nodes))
+	for _, s := range c.Nodes {
+		cl := redis.NewClient(&redis.Options{Addr: s.Addr})
+		defer cl.Close()
+		id, err := cl.ClusterMyID(ctx).Result()
+		if err != nil {
+			c.tb.Fatalf("%s: CLUSTER MYID: %v", s, err)
+		}
+		clients[s.Addr], ids[s.Addr] = cl, id
+	}
+	from := c.owner(ctx, clients[to.Addr], slot)
+	if from == to.Addr {
+		return
+	}
+	src, dst := clients[from], clients[to.Addr]
+	c.must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from]).Err())
+	c.must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to.Addr]).Err())
+	host, port, _ := net.SplitHostPort(to.Addr)
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		c.must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		c.must(src.Do(ctx, args...).Err())
+	}
+	c.must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to.Addr]).Err())
+	c.must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to.Addr]).Err())
+	for addr, cl := range clients {
+		if addr != from && addr != to.Addr {
+			c.must(cl.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to.Addr]).Err())
+		}
+	}
+}
+
+// owner returns the address of the node owning slot, as cl sees it.
+func (c *Cluster) owner(ctx context.Context, cl *redis.Client, slot int) string {
+	c.tb.Helper()
+	ranges, err := cl.ClusterSlots(ctx).Result()
+	c.must(err)
+	for _, r := range ranges {
+		if slot >= r.Start && slot <= r.End && len(r.Nodes) > 0 {
+			return r.Nodes[0].Addr
+		}
+	}
+	c.tb.Fatalf("slot %d has no owner", slot)
+	return ""
+}
+
+func (c *Cluster) must(err error) {
+	c.tb.Helper()
+	if err != nil {
+		c.tb.Fatal(fmt.Errorf("move slot: %w", err))
+	}
 }

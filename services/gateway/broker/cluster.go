@@ -234,8 +234,11 @@ func (c *Cluster) subscribe(ctx context.Context, slot int, rooms []string) {
 func (c *Cluster) unsubscribe(ctx context.Context, slot int, rooms []string) {
 	c.mu.Lock()
 	s, ok := c.shards[slot]
-	if !ok {
+	if !ok { // reopening: nothing is subscribed
 		c.mu.Unlock()
+		for _, room := range rooms {
+			c.subs.unconfirm(room)
+		}
 		return
 	}
 	for _, room := range rooms {
@@ -305,9 +308,11 @@ func (c *Cluster) receive(s *shard) {
 	}
 }
 
-// receiveFailed marks the shard's rooms lost, asks the cluster client to
-// reload the slot map (the slot may have a new owner) and waits a little
-// before the next read reconnects.
+// receiveFailed handles a failed read of s. A reply error (MOVED,
+// CLUSTERDOWN: the connection went to a node that no longer owns the slot)
+// reopens the shard. Otherwise the connection broke: its rooms are lost,
+// the cluster client reloads the slot map (the slot may have a new owner)
+// and the next read reconnects after a short wait.
 func (c *Cluster) receiveFailed(s *shard, err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -317,9 +322,19 @@ func (c *Cluster) receiveFailed(s *shard, err error) {
 	}
 	c.failed()
 	c.opts.Logger.Warn("redis cluster pub/sub connection lost", "slot", s.slot, "error", err)
+	var re redis.Error
+	if errors.As(err, &re) {
+		c.reopen(s)
+		return
+	}
 	c.subs.lose(c.roomsOf(s))
 	c.opts.Client.ReloadState(c.ctx)
+	c.pause()
+}
 
+// pause waits up to half a second, at random, so that replicas do not
+// reconnect in step.
+func (c *Cluster) pause() {
 	wait := time.Duration(rand.Int64N(int64(500 * time.Millisecond)))
 	select {
 	case <-c.ctx.Done():
@@ -355,16 +370,20 @@ func (c *Cluster) acknowledged(s *shard, m *redis.Subscription) {
 			c.opts.OnResubscribed(room)
 		}
 	case m.Kind == "sunsubscribe" && has:
-		c.moved(s)
+		// The node unsubscribed on its own: the slot moved away.
+		c.failed()
+		c.opts.Logger.Warn("redis cluster slot moved", "slot", s.slot)
+		c.reopen(s)
 	case m.Kind == "sunsubscribe":
 		c.subs.unconfirm(room)
 	}
 }
 
-// moved handles a SUNSUBSCRIBE the node sent on its own, for a room still
-// wanted: the slot moved to another node. The shard closes, its rooms are
-// lost, and the next batch opens a new shard on the slot's new owner.
-func (c *Cluster) moved(s *shard) {
+// reopen closes s, marks its rooms lost and, after the cluster client has
+// had a moment to reload the slot map, has the next batch open a new shard
+// for those still wanted, on the slot's owner as then known. It runs on
+// s's receive goroutine, which ends after it.
+func (c *Cluster) reopen(s *shard) {
 	c.mu.Lock()
 	if c.shards[s.slot] != s {
 		c.mu.Unlock()
@@ -374,11 +393,10 @@ func (c *Cluster) moved(s *shard) {
 	rooms := s.rooms
 	c.mu.Unlock()
 
-	c.opts.Logger.Warn("redis cluster slot moved", "slot", s.slot)
-	c.failed()
 	s.close()
 	c.subs.lose(rooms)
 	c.opts.Client.ReloadState(c.ctx)
+	c.pause()
 	for room := range rooms {
 		c.subs.resend(room)
 	}

@@ -346,3 +346,60 @@ func poll(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// When a room's slot moves to another node, that node's old owner
+// unsubscribes the broker; the broker subscribes on the new owner, reports
+// the room for gap repair and receives the room's next messages, whose
+// position continues (the keys moved with the slot).
+func TestClusterSlotMoved(t *testing.T) {
+	c := startCluster(t)
+	var in inbox
+	var mu sync.Mutex
+	var resubscribed []string
+	a := c.broker(t, broker.ClusterOptions{OnResubscribed: func(room string) {
+		mu.Lock()
+		resubscribed = append(resubscribed, room)
+		mu.Unlock()
+	}}, in.handle)
+	b := c.broker(t, broker.ClusterOptions{}, func(broker.Message) {})
+	ctx := context.Background()
+	rooms := c.spread(t)
+	a.Want(rooms, true)
+	ready(t, a, rooms...)
+	room := rooms[0]
+	e1, o1, err := b.Publish(ctx, room, []byte("1"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.wait(t, 1)
+
+	from := c.owner(t, room)
+	var to *redistest.Server
+	for _, s := range c.Nodes {
+		if s.Addr != from {
+			to = s
+			break
+		}
+	}
+	c.MoveSlot(broker.Slot(broker.KeysOf(clusterPrefix, room).Channel), to)
+	poll(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(resubscribed, room)
+	})
+	c.cc.ReloadState(ctx)
+	poll(t, func() bool { return c.owner(t, room) == to.Addr })
+	c.waitShardChannels(t, rooms)
+
+	e2, o2, err := b.Publish(ctx, room, []byte("2"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2 != e1 || o2 != o1+1 {
+		t.Fatalf("published at %s/%d after the move, %s/%d before", e2, o2, e1, o1)
+	}
+	got := in.wait(t, 2)
+	if last := got[len(got)-1]; last.Epoch != e2 || last.Offset != o2 {
+		t.Fatalf("delivered %s/%d, published %s/%d", last.Epoch, last.Offset, e2, o2)
+	}
+}
