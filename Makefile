@@ -19,14 +19,18 @@ build:
 		(cd services/$$s && CGO_ENABLED=0 go build -o $(BIN)/switchboard-$$s .) || exit 1; \
 	done
 
-## test: every module's tests with the race detector (needs redis-server)
+## test: every module's tests with the race detector (needs redis-server);
+## every module runs even when an earlier one fails, and the failures are
+## named at the end
 test:
-	@for m in $(MODULES); do \
+	@failed=""; \
+	for m in $(MODULES); do \
 		echo "=== $$m"; \
-		(cd $$m && $(GOTEST) ./...) || exit 1; \
-	done
-	@echo "=== bench (compiles and checks the benchmark harness)"
-	@cd bench && GOWORK=off $(GOTEST) -run . -bench '^$$' ./...
+		(cd $$m && $(GOTEST) ./...) || failed="$$failed $$m"; \
+	done; \
+	echo "=== bench (compiles and checks the benchmark harness)"; \
+	(cd bench && GOWORK=off $(GOTEST) -run . -bench '^$$' ./...) || failed="$$failed bench"; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 ## fuzz: search each fuzz target of every module for FUZZTIME (make test
 ## runs only their seeds); a failing input is written under the package's
