@@ -127,17 +127,40 @@ func TestReconnectAfterReplicaRestart(t *testing.T) {
 	s.gateways[0].kill()
 	agent.waitFor("disconnected", `document.getElementById('state').dataset.state !== 'connected'`, 10*time.Second)
 	agent.screenshot("disconnected")
-	s.gateways[1].publish(t, room, "customer", "while disconnected")
+	missed := []string{"while disconnected 1", "while disconnected 2", "while disconnected 3"}
+	for _, text := range missed {
+		s.gateways[1].publish(t, room, "customer", text)
+	}
 	s.gateways[0].start()
 	s.gateways[0].waitReady(t)
 
 	agent.waitConnected(30 * time.Second)
-	// The rejoin reports whether the gateway replayed what was missed.
-	agent.waitFor("the recovery notice", `!document.getElementById('notice').hidden`, 10*time.Second)
+	// The rejoin names the last position seen; the gateway replays what
+	// was published meanwhile before answering recovered.
+	agent.waitFor("the recovery notice", `document.getElementById('notice').dataset.recovered !== undefined`, 10*time.Second)
+	if got := agent.text("notice"); strings.Contains(got, "may be missing") {
+		t.Errorf("notice %q after a recovery the gateway answered", got)
+	}
+	if got := eval[string](agent, `document.getElementById('notice').dataset.recovered`); got != "true" {
+		t.Errorf("recovered %q, want true", got)
+	}
 	s.gateways[1].publish(t, room, "customer", "after the reconnect")
 	agent.waitMessage("after the reconnect", 10*time.Second)
-	if got := agent.text("notice"); !strings.Contains(got, "may be missing") {
-		t.Errorf("notice %q: this gateway serves no history, so the page must say messages may be missing", got)
+
+	want := append(append([]string{"before the cut"}, missed...), "after the reconnect")
+	got := eval[[]string](agent, `[...document.querySelectorAll('#messages .text')].map((e) => e.textContent)`)
+	if !slices.Equal(got, want) {
+		t.Errorf("messages on the page %q, want %q (in order, each once)", got, want)
+	}
+	offsets := eval[[]int](agent, `[...document.querySelectorAll('#messages li')].map((e) => Number(e.dataset.offset))`)
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i] <= offsets[i-1] {
+			t.Errorf("offsets %v do not increase", offsets)
+			break
+		}
+	}
+	if got := eval[string](agent, `String(window.switchboardClient && window.switchboardClient.recovery.get('`+room+`')?.recovered)`); got != "true" {
+		t.Errorf("client.recovery for %s: %q, want true", room, got)
 	}
 	agent.screenshot("reconnected")
 }

@@ -83,6 +83,82 @@ func TestClientModule(t *testing.T) {
 			if (!err || err.code !== 'invalid_grant') return 'error ' + err;
 			const again = await s.token().then(() => null, (e) => e.code);
 			return ended && !s.active && again === 'no_session' ? '' : 'ended ' + ended + ', then ' + again;`},
+		{"a resync rejoins from the position before the gap, drops repeats and reports per room", fakeGateway + `
+			const c = new m.Client({url: 'http://gw', token: async () => 'tok', minBackoff: 1, maxBackoff: 2, pingInterval: 60000});
+			const got = [], recoveries = [];
+			try {
+			c.on('message', ({offset}) => got.push(offset));
+				c.on('recovery', (r) => recoveries.push(r.cause + ':' + r.recovered));
+				c.connect();
+				const room = 'conversation:x';
+				const joined = c.join(room);
+				let j = await gw.next('join');
+				gw.push({type: 'reply', id: j.id, result: {room}});
+				await joined;
+				const msg = (offset) => gw.push({type: 'message', room, data: {}, epoch: 'e', offset});
+				msg(1); msg(2);
+				gw.push({type: 'resync', room});
+				j = await gw.next('join');
+				if (JSON.stringify(j.since) !== '{"epoch":"e","offset":2}') return 'resync join since ' + JSON.stringify(j.since);
+				msg(5); // live, past the gap, before the rejoin answers
+				msg(3); msg(4); msg(5); // the replay
+				gw.push({type: 'reply', id: j.id, result: {room, recovered: true}});
+				await gw.until(() => recoveries.length === 1);
+				msg(4); msg(5); msg(6);
+				gw.drop(1012);
+				j = await gw.next('join');
+				if (JSON.stringify(j.since) !== '{"epoch":"e","offset":6}') return 'reconnect join since ' + JSON.stringify(j.since);
+				gw.push({type: 'reply', id: j.id, result: {room, recovered: false}});
+				await gw.until(() => recoveries.length === 2);
+				const last = c.recovery.get(room);
+				if (got.join() !== '1,2,5,3,4,6') return 'messages ' + got.join();
+				if (recoveries.join() !== 'resync:true,reconnect:false') return 'recoveries ' + recoveries.join();
+				return last && last.recovered === false && last.cause === 'reconnect' ? '' : 'client.recovery ' + JSON.stringify(last);
+			} finally {
+				c.close();
+				gw.restore();
+			}`},
+		{"after falling back, a later reconnect tries WebSockets again", fakeGateway + `
+			const realFetch = globalThis.fetch;
+			const enc = new TextEncoder();
+			let stream = null;
+			const event = (f) => stream.enqueue(enc.encode('data: ' + JSON.stringify(f) + '\n\n'));
+			globalThis.fetch = async (url, init) => {
+				if (url.endsWith('/sse')) {
+					const body = new ReadableStream({start(ctrl) { stream = ctrl; }});
+					setTimeout(() => event({type: 'connected', result: {user: 'u', connection: 's', expires_at: Date.now() + 600000}}), 0);
+					return new Response(body, {status: 200, headers: {'Content-Type': 'text/event-stream'}});
+				}
+				const f = JSON.parse(init.body);
+				setTimeout(() => event({type: 'reply', id: f.id, result: {}}), 0);
+				return new Response(null, {status: 202});
+			};
+			const dropStream = () => {
+				stream.enqueue(enc.encode('event: close\ndata: {"code": 1012, "reason": "restart"}\n\n'));
+				stream.close();
+			};
+			const c = new m.Client({url: 'http://gw', token: async () => 'tok', minBackoff: 1, maxBackoff: 2,
+				websocketRetry: 300, pingInterval: 60000});
+			const tried = [];
+			c.on('state', ({state, transport}) => state === 'connecting' && tried.push(transport));
+			const connectedOver = (name) => gw.until(() => c.state === 'connected' && c.transport === name);
+			gw.refuse = true;
+			try {
+				c.connect();
+				await connectedOver('sse');
+				dropStream(); // within websocketRetry: the fallback again
+				await gw.until(() => tried.length === 3);
+				await connectedOver('sse');
+				gw.refuse = false;
+				await new Promise((r) => setTimeout(r, 350));
+				dropStream(); // past websocketRetry: WebSockets first
+				await connectedOver('websocket');
+				return tried.join() === 'websocket,sse,sse,websocket' ? '' : 'tried ' + tried.join();
+			} finally {
+				c.close();
+				gw.restore();
+				globalThis.fetch = realFetch;
+			}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,3 +175,42 @@ func TestClientModule(t *testing.T) {
 		})
 	}
 }
+
+// fakeGateway installs, in place of the page's WebSocket, a fake gateway
+// that answers auth and ping and lets a script push frames (gw.push), take
+// the next request of a type (gw.next), cut the connection (gw.drop),
+// refuse new sockets (gw.refuse) and wait for a condition (gw.until);
+// gw.restore puts WebSocket back.
+const fakeGateway = `
+	const real = globalThis.WebSocket;
+	const gw = {sock: null, queue: [], waiting: []};
+	gw.push = (f) => gw.sock.onmessage({data: JSON.stringify(f)});
+	gw.until = async (cond) => {
+		for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+		if (!cond()) throw new Error('condition not met in time');
+	};
+	gw.next = async (type) => {
+		await gw.until(() => gw.queue.some((f) => f.type === type));
+		const i = gw.queue.findIndex((f) => f.type === type);
+		return gw.queue.splice(i, 1)[0];
+	};
+	gw.drop = (code) => gw.sock.onclose({code, reason: 'cut'});
+	gw.restore = () => { globalThis.WebSocket = real; };
+	class FakeSocket {
+		static OPEN = 1;
+		constructor() {
+			gw.sock = this;
+			this.readyState = 0;
+			if (gw.refuse) setTimeout(() => this.onclose({code: 1006, reason: 'refused'}), 0);
+			else setTimeout(() => { this.readyState = 1; this.onopen(); }, 0);
+		}
+		send(text) {
+			const f = JSON.parse(text);
+			if (f.type === 'auth') gw.push({type: 'connected', result: {user: 'u', connection: 'c', expires_at: Date.now() + 600000}});
+			else if (f.type === 'ping') gw.push({type: 'reply', id: f.id, result: {ts: f.ts}});
+			else gw.queue.push(f);
+		}
+		close() { this.readyState = 3; }
+	}
+	globalThis.WebSocket = FakeSocket;
+`

@@ -101,7 +101,23 @@ async function openConversation(id) {
   if (current === room) show($('conversation'), true);
 }
 
-function addMessage({ room, data, offset }) {
+// showRecovery says whether the messages missed in the open conversation
+// (over a reconnect, or lost by the gateway: a resync) were replayed.
+function showRecovery({ room, recovered, cause }) {
+  if (room !== current) return;
+  const el = $('notice');
+  const when = cause === 'resync' ? 'The gateway missed messages' : 'Reconnected';
+  el.textContent = recovered
+    ? when + '; the messages sent meanwhile were replayed.'
+    : when + ', but the messages sent meanwhile could not be replayed: some may be missing.';
+  el.dataset.recovered = String(recovered);
+  el.classList.toggle('warning', !recovered);
+  show(el, true);
+}
+
+// addMessage lists a message of the open conversation in offset order: a
+// message replayed after a gap can arrive after later ones.
+function addMessage({ room, data, epoch, offset }) {
   if (room !== current || !data || typeof data !== 'object') return;
   const li = document.createElement('li');
   const author = document.createElement('span');
@@ -116,9 +132,11 @@ function addMessage({ room, data, offset }) {
   li.append(author, text, pos);
   if (data.author === client.user) li.classList.add('mine');
   li.dataset.offset = offset;
+  li.dataset.epoch = epoch;
   const ol = $('messages');
-  ol.append(li);
-  ol.scrollTop = ol.scrollHeight;
+  const later = [...ol.children].find((e) => e.dataset.epoch === epoch && Number(e.dataset.offset) > offset);
+  ol.insertBefore(li, later || null);
+  if (!later) ol.scrollTop = ol.scrollHeight;
 }
 
 async function send(ev) {
@@ -139,6 +157,7 @@ function start(config, email, password) {
   return session.login(email, password).then(() => {
     const transport = new URLSearchParams(location.search).get('transport') || 'auto';
     client = new Client({ url: config.gateway_url || location.origin, token: session, transport });
+    window.switchboardClient = client; // for the browser's console and the tests
     client.on('state', setState);
     client.on('message', addMessage);
     client.on('latency', ({ ms, quality }) => {
@@ -151,13 +170,7 @@ function start(config, email, password) {
       $('refreshes').textContent = String(++refreshes);
       showExpiry(expiresAt);
     });
-    client.on('recovery', ({ room, recovered }) => {
-      if (room !== current) return;
-      $('notice').textContent = recovered
-        ? 'Reconnected; missed messages were replayed.'
-        : 'Reconnected; messages sent while you were away may be missing.';
-      show($('notice'), true);
-    });
+    client.on('recovery', showRecovery);
     client.on('left', ({ room, reason }) => {
       if (room !== current) return;
       current = '';

@@ -8,9 +8,16 @@
 //     every caller, retried with backoff) and says when the token changed.
 //   - Client: one logical connection to the gateway. It authenticates with
 //     the first frame, reconnects with exponential backoff and full jitter,
-//     rejoins its rooms from their last positions, measures latency, hands
+//     rejoins its rooms from their last positions (after a reconnect, and
+//     after a resync push), drops repeated offsets, measures latency, hands
 //     fresh tokens to the open connection, and falls back from WebSocket to
-//     server-sent events plus HTTP POST when WebSockets fail.
+//     server-sent events plus HTTP POST when WebSockets fail (trying
+//     WebSockets again on a later reconnect).
+//
+// Glossary: a position is {epoch, offset}, the last message seen in a room;
+// a gap is the span after the position a resync push named, whose messages
+// may come after later ones and are told apart by offset until the rejoin
+// answers.
 //   - WebSocketTransport, SSETransport: how frames travel; the Client sees
 //     the same frames through either.
 //
@@ -55,6 +62,10 @@ export class SwitchboardError extends Error {
 const DISCONNECTED = 'disconnected'; // the connection ended first
 const TIMEOUT = 'timeout'; // no reply in time
 const NOT_CONNECTED = 'not_connected'; // the request needs a connection
+
+// MAX_GAP_OFFSETS bounds the offsets remembered past a gap's start; a gap
+// that outgrows it is reported not recovered.
+const MAX_GAP_OFFSETS = 10000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -399,6 +410,9 @@ class SSETransport {
   async #post(frame) {
     if (this.#done) return;
     const token = frame.type === 'refresh' ? frame.token : this.#token();
+    // The reply can come down the stream before the POST's own answer:
+    // wait for it from before the POST is sent.
+    const reply = this.#expect(frame.id);
     let res;
     try {
       res = await fetch(this.#base + '/sse/' + encodeURIComponent(this.#connection), {
@@ -406,13 +420,15 @@ class SSETransport {
         headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
       });
     } catch (err) {
+      reply.cancel();
       this.#failed(frame, 'unavailable', 'the request did not reach the gateway');
       return;
     }
     if (res.ok) {
-      await this.#reply(frame.id);
+      await reply.promise;
       return;
     }
+    reply.cancel();
     const body = await res.json().catch(() => ({}));
     if (res.status === 404) {
       this.close('the gateway no longer holds this stream');
@@ -422,18 +438,22 @@ class SSETransport {
     this.#failed(frame, e.code || 'http_' + res.status, e.message || res.statusText);
   }
 
-  // reply waits for the reply to request id, the end of the stream, or
-  // the open timeout, whichever comes first.
-  #reply(id) {
-    if (!id || this.#done) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, this.openTimeout);
-      function done() {
+  // expect starts waiting for the reply to request id; its promise
+  // resolves on that reply, the end of the stream, the open timeout, or
+  // cancel, whichever comes first.
+  #expect(id) {
+    if (!id || this.#done) return { promise: Promise.resolve(), cancel() {} };
+    let done;
+    const promise = new Promise((resolve) => {
+      const timer = setTimeout(() => done(), this.openTimeout);
+      done = () => {
         clearTimeout(timer);
+        if (this.#awaiting && this.#awaiting.id === id) this.#awaiting = null;
         resolve();
-      }
-      this.#awaiting = { id, resolve: done };
-    }).finally(() => { this.#awaiting = null; });
+      };
+    });
+    this.#awaiting = { id, resolve: done };
+    return { promise, cancel: done };
   }
 
   // failed answers a request that never reached its connection.
@@ -469,6 +489,8 @@ class SSETransport {
  *   - pingInterval (10 s), requestTimeout (10 s), refreshMargin (30 s,
  *     capped at half the token's remaining life), minBackoff (500 ms),
  *     maxBackoff (20 s).
+ *   - websocketRetry (60 s): in auto mode, after falling back, a reconnect
+ *     this long after WebSockets last failed tries them first again.
  *
  * Events (detail in brackets):
  *   - state {state, transport, code, reason, retryIn}: state is idle,
@@ -476,9 +498,10 @@ class SSETransport {
  *     closed (no more attempts; code says why).
  *   - message {room, data, epoch, offset}
  *   - latency {ms, quality}
- *   - recovery {room, recovered}: after a rejoin from a known position,
- *     whether the gateway replayed what was missed; false means the page
- *     should reload the room's history from its own backend.
+ *   - recovery {room, recovered, cause}: after a rejoin from a known
+ *     position (cause 'reconnect') or after a resync push (cause
+ *     'resync'), whether the gateway replayed what was missed; false means
+ *     the page should reload the room's history from its own backend.
  *   - left {room, reason}: the gateway removed the connection from a room.
  *   - refreshed {expiresAt}: the open connection took a fresh token.
  *   - error {error}: a SwitchboardError worth showing.
@@ -492,7 +515,8 @@ export class Client extends Emitter {
   #transport = null;
   #closed = true;
   #attempt = 0;
-  #preferSSE = false;
+  #websocketFailedAt = 0; // when a WebSocket last failed to open (auto mode)
+  #fellBack = false; // the fallback connected after WebSockets failed
   #fallbackNext = false;
   #badTokenRetried = false;
   #needFresh = false; // the next dial asks the token source for a new token
@@ -507,6 +531,9 @@ export class Client extends Emitter {
   #nextID = 1;
   #pending = new Map(); // request id -> {resolve, reject, timer}
   #rooms = new Map(); // room -> last position {epoch, offset}, or null
+  #gaps = new Map(); // room -> {since, seen: Set of offsets, overflow, join}
+  #recovery = new Map(); // room -> {recovered, cause, at}
+  #joins = 0; // join requests sent, numbering a gap's latest rejoin
   #waiters = new Map(); // room -> [{resolve, reject}] until joined
 
   constructor(opts = {}) {
@@ -522,6 +549,7 @@ export class Client extends Emitter {
       refreshMargin: opts.refreshMargin ?? 30000,
       minBackoff: opts.minBackoff ?? 500,
       maxBackoff: opts.maxBackoff ?? 20000,
+      websocketRetry: opts.websocketRetry ?? 60000,
     };
     if (!['auto', 'websocket', 'sse'].includes(this.#opts.transport)) {
       throw new TypeError('Client: transport must be auto, websocket or sse');
@@ -549,6 +577,11 @@ export class Client extends Emitter {
   get latency() { return this.#latency; }
   /** The rooms the client wants to be in, with their last positions. */
   get rooms() { return new Map(this.#rooms); }
+  /**
+   * The last recovery of each room: room -> {recovered, cause, at (ms)}.
+   * A room rejoined from no position has no entry.
+   */
+  get recovery() { return new Map(this.#recovery); }
 
   /** Starts connecting; the client then stays connected until close. */
   connect() {
@@ -590,7 +623,7 @@ export class Client extends Emitter {
 
   /** Leaves a room; the client no longer rejoins it. */
   async leave(room) {
-    this.#rooms.delete(room);
+    this.#forget(room);
     this.#settle(room, new SwitchboardError('left', 'left before joining'));
     if (this.#state !== 'connected') return { room };
     return this.#request({ type: 'leave', room });
@@ -650,10 +683,15 @@ export class Client extends Emitter {
     t.start();
   }
 
+  // pickTransport is the forced transport, else WebSocket unless it just
+  // failed to open, or the fallback worked after it and it failed less
+  // than websocketRetry ago. (When both fail, the gateway may be down
+  // rather than WebSockets blocked: WebSocket is tried first again.)
   #pickTransport() {
     if (this.#opts.transport !== 'auto') return this.#opts.transport;
-    if (this.#preferSSE || this.#fallbackNext || typeof WebSocket === 'undefined') return 'sse';
-    return 'websocket';
+    if (this.#fallbackNext || typeof WebSocket === 'undefined') return 'sse';
+    const recent = Date.now() - this.#websocketFailedAt < this.#opts.websocketRetry;
+    return this.#fellBack && recent ? 'sse' : 'websocket';
   }
 
   #onOpen(t, token) {
@@ -669,7 +707,7 @@ export class Client extends Emitter {
     this.#attempt = 0;
     this.#badTokenRetried = false;
     this.#fallbackNext = false;
-    if (this.#transport.name === 'sse' && this.#opts.transport === 'auto') this.#preferSSE = true;
+    if (this.#opts.transport === 'auto') this.#fellBack = this.#transport.name === 'sse';
     this.#setState('connected', {});
     this.#scheduleRefresh();
     this.#pingLoop();
@@ -681,7 +719,8 @@ export class Client extends Emitter {
     this.#clearTimers();
     this.#failPending(DISCONNECTED);
     if (this.#closed) return;
-    if (t.name === 'websocket' && !info.opened && this.#opts.transport === 'auto' && !this.#preferSSE) {
+    if (t.name === 'websocket' && !info.opened && this.#opts.transport === 'auto') {
+      this.#websocketFailedAt = Date.now();
       this.#fallbackNext = true; // WebSockets may be blocked: try SSE at once
       return this.#retry(info, 0);
     }
@@ -724,8 +763,9 @@ export class Client extends Emitter {
       case 'reply': return this.#onReply(f);
       case 'connected': return this.#onConnected(f.result || {});
       case 'message': return this.#onMessage(f);
+      case 'resync': return this.#onResync(f.room);
       case 'left':
-        this.#rooms.delete(f.room);
+        this.#forget(f.room);
         return this.emit('left', { room: f.room, reason: f.reason });
       case 'error':
         return this.emit('error', { error: new SwitchboardError(f.error.code, f.error.message) });
@@ -742,10 +782,40 @@ export class Client extends Emitter {
   }
 
   #onMessage(f) {
-    const last = this.#rooms.get(f.room);
-    if (last && last.epoch === f.epoch && f.offset <= last.offset) return; // seen already
-    if (this.#rooms.has(f.room)) this.#rooms.set(f.room, { epoch: f.epoch, offset: f.offset });
+    if (!this.#isNew(f)) return;
     this.emit('message', { room: f.room, data: f.data, epoch: f.epoch, offset: f.offset });
+  }
+
+  // isNew reports whether message f was not seen yet, and records its
+  // position. Within an open gap, offsets past the gap's start are told
+  // apart one by one (the gap's messages come after later ones); elsewhere
+  // an offset at or before the last one of the same epoch is a repeat.
+  #isNew(f) {
+    const last = this.#rooms.get(f.room);
+    const gap = this.#gaps.get(f.room);
+    const since = gap && gap.since;
+    if (since && f.epoch === since.epoch && f.offset > since.offset) {
+      if (gap.seen.has(f.offset)) return false;
+      if (gap.seen.size < MAX_GAP_OFFSETS) gap.seen.add(f.offset);
+      else gap.overflow = true;
+    } else if (last && last.epoch === f.epoch && f.offset <= last.offset) {
+      return false;
+    }
+    if (!this.#rooms.has(f.room)) return true;
+    if (!last || last.epoch !== f.epoch || f.offset > last.offset) {
+      this.#rooms.set(f.room, { epoch: f.epoch, offset: f.offset });
+    }
+    return true;
+  }
+
+  // onResync rejoins room from the position held when the push came: the
+  // replica lost messages after it.
+  #onResync(room) {
+    if (!this.#rooms.has(room)) return;
+    if (!this.#gaps.has(room)) {
+      this.#gaps.set(room, { since: this.#rooms.get(room), seen: new Set(), overflow: false, join: 0 });
+    }
+    this.#joinRoom(room, 'resync');
   }
 
   #id() {
@@ -784,20 +854,45 @@ export class Client extends Emitter {
 
   // ---- rooms
 
-  async #joinRoom(room) {
-    const since = this.#rooms.get(room);
+  // joinRoom joins room from its gap's start, else from its last
+  // position, and reports the recovery when there was one to make.
+  async #joinRoom(room, cause = 'reconnect') {
+    const gap = this.#gaps.get(room);
+    const since = gap ? gap.since : this.#rooms.get(room);
+    const join = ++this.#joins;
+    if (gap) gap.join = join;
     const req = { type: 'join', room };
     if (since) req.since = since;
     try {
       const res = await this.#request(req);
-      if (since) this.emit('recovery', { room, recovered: res && res.recovered === true });
+      if (since || gap) this.#recovered(room, gap, join, Boolean(since) && res && res.recovered === true, gap ? 'resync' : cause);
       this.#settle(room, null, res);
     } catch (err) {
       if (err.code === DISCONNECTED || err.code === NOT_CONNECTED) return; // rejoined on reconnect
-      this.#rooms.delete(room);
+      this.#forget(room);
       this.#settle(room, err);
       this.emit('error', { error: err });
     }
+  }
+
+  // recovered closes room's gap once its latest rejoin answered, records
+  // and emits the outcome. A gap that outgrew its bound is not recovered.
+  #recovered(room, gap, join, ok, cause) {
+    if (gap) {
+      if (this.#gaps.get(room) !== gap || gap.join !== join) return; // a later rejoin reports
+      this.#gaps.delete(room);
+      ok = ok && !gap.overflow;
+    }
+    if (!this.#rooms.has(room)) return;
+    const r = { recovered: ok, cause, at: Date.now() };
+    this.#recovery.set(room, r);
+    this.emit('recovery', { room, recovered: ok, cause });
+  }
+
+  #forget(room) {
+    this.#rooms.delete(room);
+    this.#gaps.delete(room);
+    this.#recovery.delete(room);
   }
 
   #settle(room, err, res) {
