@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,26 +30,62 @@ type Cluster struct {
 // at cleanup. Nodes notice a dead peer after 2 s (cluster-node-timeout).
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	if n < 3 {
-		tb.Fatalf("a redis cluster needs at least 3 masters, got %d", n)
+	return StartClusterReplicas(tb, n, 0)
+}
+
+// StartClusterReplicas is StartCluster with replicas replicas of each of
+// the masters masters: masters × (1 + replicas) processes. A master's
+// replica takes over after the master has been unreachable for 2 s.
+func StartClusterReplicas(tb testing.TB, masters, replicas int) *Cluster {
+	tb.Helper()
+	if masters < 3 {
+		tb.Fatalf("a redis cluster needs at least 3 masters, got %d", masters)
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		tb.Fatalf("redis-cli not found (apt-get install redis-tools): %v", err)
 	}
 	c := &Cluster{tb: tb}
-	for range n {
+	for range masters * (1 + replicas) {
 		c.Nodes = append(c.Nodes, Start(tb,
 			"--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
-			"--cluster-config-file", "nodes.conf"))
+			"--cluster-config-file", "nodes.conf", "--repl-diskless-sync-delay", "0"))
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK()
+	c.waitReplicas()
 	return c
+}
+
+// waitReplicas waits, up to 30 s, until every replica has synchronised
+// with its master: a replica that never did cannot take over.
+func (c *Cluster) waitReplicas() {
+	c.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Nodes {
+		for {
+			info, err := replicationInfo(s.Addr)
+			if err == nil && (strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("%s: replica not in sync: %v\n%s", s, err, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func replicationInfo(addr string) (string, error) {
+	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return cl.Info(ctx, "replication").Result()
 }
 
 // Addrs lists the nodes' host:port addresses.
@@ -77,11 +114,15 @@ func (c *Cluster) Node(addr string) *Server {
 	return nil
 }
 
-// WaitOK waits, up to 30 s, until every node reports cluster_state:ok.
+// WaitOK waits, up to 30 s, until every running node reports
+// cluster_state:ok.
 func (c *Cluster) WaitOK() {
 	c.tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range c.Nodes {
+		if !s.Running() {
+			continue
+		}
 		for {
 			info, err := clusterInfo(s.Addr)
 			if err == nil && strings.Contains(info, "cluster_state:ok") {

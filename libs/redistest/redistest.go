@@ -103,6 +103,13 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Running reports whether the server has been started and not killed.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
 // Restart kills the server and starts a new, empty one on the same port.
 func (s *Server) Restart() {
 	s.tb.Helper()

@@ -114,7 +114,7 @@ func (c *Cluster) channel(room string) string { return KeysOf(c.opts.Prefix, roo
 func (c *Cluster) Publish(ctx context.Context, room string, data []byte, key string) (string, uint64, error) {
 	epoch, off, _, err := c.history.Publish(ctx, PublishArgs{Room: room, Data: data, Key: key})
 	if err != nil {
-		c.failed()
+		c.commandFailed()
 	}
 	return epoch, off, err
 }
@@ -124,7 +124,7 @@ func (c *Cluster) Publish(ctx context.Context, room string, data []byte, key str
 func (c *Cluster) History(ctx context.Context, room, epoch string, offset uint64) ([]Message, error) {
 	msgs, err := c.history.History(ctx, room, epoch, offset)
 	if err != nil && !errors.Is(err, ErrNotRecoverable) {
-		c.failed()
+		c.commandFailed()
 	}
 	return msgs, err
 }
@@ -133,7 +133,7 @@ func (c *Cluster) History(ctx context.Context, room, epoch string, offset uint64
 func (c *Cluster) Forward(ctx context.Context, node string, payload []byte) (bool, error) {
 	n, err := c.opts.Client.SPublish(ctx, c.channel(NodeRoom(node)), payload).Result()
 	if err != nil {
-		c.failed()
+		c.commandFailed()
 		return false, fmt.Errorf("forward through redis cluster: %w", err)
 	}
 	return n > 0, nil
@@ -165,6 +165,14 @@ func (c *Cluster) Close() error {
 func (s *shard) close() error {
 	s.closed.Store(true)
 	return s.ps.Close()
+}
+
+// commandFailed counts a failed command and has the cluster client reload
+// its slot map: after a failover the client would otherwise keep sending
+// the slot's commands to the dead master until its map ages out.
+func (c *Cluster) commandFailed() {
+	c.failed()
+	c.opts.Client.ReloadState(c.ctx)
 }
 
 func (c *Cluster) failed() {

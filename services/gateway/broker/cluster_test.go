@@ -403,3 +403,47 @@ func TestClusterSlotMoved(t *testing.T) {
 		t.Fatalf("delivered %s/%d, published %s/%d", last.Epoch, last.Offset, e2, o2)
 	}
 }
+
+// When the node owning a room dies, its replica takes over; the broker
+// subscribes on the new master, reports the room for gap repair and
+// receives the room's next messages.
+func TestClusterFailover(t *testing.T) {
+	rc := redistest.StartClusterReplicas(t, 3, 1)
+	c := cluster{Cluster: rc, cc: rc.Client()}
+	var in inbox
+	var mu sync.Mutex
+	var resubscribed []string
+	a := c.broker(t, broker.ClusterOptions{OnResubscribed: func(room string) {
+		mu.Lock()
+		resubscribed = append(resubscribed, room)
+		mu.Unlock()
+	}}, in.handle)
+	b := c.broker(t, broker.ClusterOptions{}, func(broker.Message) {})
+	ctx := context.Background()
+	room := "conversation:failover"
+	a.Want([]string{room}, true)
+	ready(t, a, room)
+	if _, _, err := b.Publish(ctx, room, []byte("1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	in.wait(t, 1)
+
+	c.Node(c.owner(t, room)).Kill()
+	poll(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(resubscribed, room)
+	})
+	var e string
+	var o uint64
+	poll(t, func() bool { // the publisher's client learns the new master
+		var err error
+		e, o, err = b.Publish(ctx, room, []byte("2"), "")
+		return err == nil
+	})
+	poll(t, func() bool {
+		got := in.wait(t, 1)
+		last := got[len(got)-1]
+		return last.Epoch == e && last.Offset == o
+	})
+}
