@@ -435,17 +435,17 @@ func TestCheckEnv(t *testing.T) {
 	}
 }
 
-// TestOperationsDocListsVariables checks that docs/operations.md names, in
-// backticks, every variable each service reads, so that its configuration
-// tables keep up with the code.
-func TestOperationsDocListsVariables(t *testing.T) {
-	doc := string(readFile(t, "docs/operations.md"))
+// TestReadmeListsVariables checks that README.md names, in backticks,
+// every variable each service reads, so that its configuration tables keep
+// up with the code.
+func TestReadmeListsVariables(t *testing.T) {
+	doc := string(readFile(t, "README.md"))
 	for _, name := range services {
 		t.Run(name, func(t *testing.T) {
 			reads, _ := serviceEnv(t, name)
 			for _, n := range sortedNames(reads) {
 				if !strings.Contains(doc, "`"+n+"`") {
-					t.Errorf("docs/operations.md does not name `%s` (read at %s)", n, reads[n].At)
+					t.Errorf("README.md does not name `%s` (read at %s)", n, reads[n].At)
 				}
 			}
 		})
