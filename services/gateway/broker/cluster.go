@@ -46,9 +46,15 @@ type ClusterOptions struct {
 // Each shard is one pub/sub connection carrying the channels of one hash
 // slot: go-redis sends every channel of a connection in one SSUBSCRIBE when
 // it reconnects, and Redis refuses channels of different slots in one
-// SSUBSCRIBE. A replica therefore holds at most one connection per slot
-// its wanted rooms use, opened with the slot's first room and closed with
-// its last.
+// SSUBSCRIBE. A replica therefore holds one connection per slot its
+// wanted rooms use (up to 16,384), opened with the slot's first room and
+// closed with its last.
+//
+// A shard whose connection breaks reconnects to the slot's owner once the
+// cluster client has reloaded its slot map; a shard whose node answers
+// MOVED, or unsubscribes it on its own because the slot moved, is closed
+// and opened again. Either way its rooms are reported to OnResubscribed
+// once subscribed again.
 type Cluster struct {
 	// Read-only after construction.
 	opts    ClusterOptions
