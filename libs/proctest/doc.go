@@ -7,11 +7,14 @@
 //     switchboard/services/<name>, once per test binary and name.
 //   - Proc: one running process of a Binary, started by Start with an
 //     environment list (KEY=value entries added to the test's own).
-//   - Health: how WaitHealthy decides a Proc serves: its `healthcheck`
-//     subcommand run in the Proc's environment, or an HTTP URL answering 200.
+//   - Health: how a Proc is known to serve: WaitHealthy polls its
+//     `healthcheck` subcommand run in the Proc's environment, WaitHTTP an
+//     HTTP URL until it answers 200; both with a deadline.
 //   - Stop: SIGTERM and a bounded wait (SIGKILL after the bound); Kill:
 //     SIGKILL and a wait; Restart: Start again with the same environment,
 //     hence on the same addresses.
+//   - RemoveBuilds: deletes the built executables; TestMain calls it after
+//     m.Run.
 //
 // Output of a Proc (stdout and stderr together, the last 64 KiB) is written
 // to the test log only when the test fails.

@@ -162,6 +162,7 @@ func getOK(url string) error {
 	if err != nil {
 		return err
 	}
+	req.Close = true // no idle connection left behind for goleak
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -38,8 +38,8 @@ type build struct {
 // Build returns the path of services/<name> built for this test binary,
 // with the race detector when the test runs with it. The first call for a
 // name builds it; later calls (any test of the package) reuse it. The
-// executables live in a temporary directory that is never removed by the
-// test binary's tests, since they share it; it is under os.TempDir.
+// executables live in one temporary directory shared by the package's
+// tests; TestMain removes it with RemoveBuilds.
 func Build(t testing.TB, name string) string {
 	t.Helper()
 	path, err := buildOnce(name)
@@ -132,4 +132,17 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// RemoveBuilds deletes the executables Build made. Call it from TestMain
+// after m.Run, once no test runs them any more; Build after it builds
+// again.
+func RemoveBuilds() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	buildDir = ""
+	builds = map[string]*build{}
 }

@@ -5,13 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,28 +15,16 @@ import (
 
 	"switchboard/libs/gatewayclient"
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/proctest"
 	"switchboard/libs/redistest"
 	"switchboard/services/gateway/internal/fakeauth"
 )
 
 const credential = "fault-test-credential"
 
-var gatewayBin string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "faulttest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatewayBin = filepath.Join(dir, "switchboard-gateway")
-	if out, err := exec.Command("go", "build", "-o", gatewayBin, "switchboard/services/gateway").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the gateway: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	proctest.RemoveBuilds()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -70,66 +54,27 @@ func newStack(t *testing.T, env ...string) *stack {
 
 // replica is one gateway process.
 type replica struct {
-	cmd  *exec.Cmd
+	proc *proctest.Proc
 	addr string // HTTP
-	done chan struct{}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (s *stack) replica() *replica {
 	t := s.t
 	t.Helper()
-	r := &replica{addr: freeAddr(t), done: make(chan struct{})}
-	r.cmd = exec.Command(gatewayBin)
-	r.cmd.Env = append(os.Environ(),
-		"GATEWAY_HTTP_ADDR="+r.addr, "GATEWAY_GRPC_ADDR="+freeAddr(t),
-		"AUTH_ADDR="+s.auth.Addr, "GATEWAY_AUTH_CREDENTIAL="+fakeauth.Credential,
-		"REDIS_URL="+s.redis.URL(), "GATEWAY_SERVICE_CREDENTIAL="+credential,
+	r := &replica{addr: proctest.FreeAddr(t)}
+	env := append([]string{
+		"GATEWAY_HTTP_ADDR=" + r.addr, "GATEWAY_GRPC_ADDR=" + proctest.FreeAddr(t),
+		"AUTH_ADDR=" + s.auth.Addr, "GATEWAY_AUTH_CREDENTIAL=" + fakeauth.Credential,
+		"REDIS_URL=" + s.redis.URL(), "GATEWAY_SERVICE_CREDENTIAL=" + credential,
 		"GATEWAY_LOG_LEVEL=error", "GATEWAY_DRAIN=10ms", "GATEWAY_REQUEST_TIMEOUT=1s",
-		"GATEWAY_RATE=10000", "GATEWAY_BURST=10000")
-	r.cmd.Env = append(r.cmd.Env, s.env...)
-	r.cmd.Stderr = os.Stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(20 * time.Second):
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
-	poll(t, "replica ready", 15*time.Second, func() bool {
-		resp, err := http.Get("http://" + r.addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+		"GATEWAY_RATE=10000", "GATEWAY_BURST=10000"}, s.env...)
+	r.proc = proctest.Start(t, proctest.Build(t, "gateway"), env...)
+	r.proc.WaitHTTP(t, "http://"+r.addr+"/readyz", 15*time.Second)
 	return r
 }
 
 // kill ends the replica with SIGKILL and waits for it.
-func (r *replica) kill() {
-	r.cmd.Process.Kill()
-	<-r.done
-}
+func (r *replica) kill() { r.proc.Kill() }
 
 func (r *replica) ws() string { return "ws://" + r.addr + "/ws" }
 

@@ -1,6 +1,0 @@
-//go:build race
-
-package deploy
-
-// raceEnabled tells whether the tests run with the race detector.
-const raceEnabled = true
