@@ -5,6 +5,9 @@
 // room, publishes through the HTTP publish API at a fixed rate, and prints
 // one JSON report: connection rate, deliveries per second, fan-out latency
 // percentiles, losses, server CPU per delivery and memory per connection.
+// The step mode publishes at rising rates, one step after another over the
+// same clients, until the fan-out p99 passes a bound or deliveries are
+// lost, and reports the highest rate that held with every step's figures.
 //
 // It only ever talks to 127.0.0.1, and every phase is bounded in count and
 // time.
@@ -12,6 +15,9 @@
 //	go build -o bin/switchboard-gateway ./services/gateway
 //	go run ./services/gateway/cmd/loadgen -gateway-bin bin/switchboard-gateway \
 //	    -conns 2000 -rooms 200 -rate 1000 -duration 20s
+//	go run ./services/gateway/cmd/loadgen -gateway-bin bin/switchboard-gateway \
+//	    -mode step -conns 1000 -rooms 100 -step-start 500 -step 500 \
+//	    -step-duration 5s -p99-bound 50ms
 package main
 
 import (
@@ -39,11 +45,12 @@ type params struct {
 	cpuProfile string
 	memProfile string
 	debug      bool
+	step       stepParams
 }
 
 func main() {
 	var p params
-	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover)")
+	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover), step (publish at rising rates until a step does not hold)")
 	flag.StringVar(&p.gatewayBin, "gateway-bin", "", "gateway binary to run as processes; empty: replicas in this process")
 	flag.IntVar(&p.replicas, "replicas", 2, "gateway replicas (1-4)")
 	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000)")
@@ -54,13 +61,18 @@ func main() {
 	flag.IntVar(&p.connectPar, "connect-parallel", 32, "connections opened at once (storm: 256)")
 	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (useful with in-process replicas)")
 	flag.StringVar(&p.memProfile, "memprofile", "", "write a heap profile of this process once connected")
+	flag.IntVar(&p.step.start, "step-start", 500, "step mode: publishes per second of the first step")
+	flag.IntVar(&p.step.step, "step", 500, "step mode: rate added at each step")
+	flag.DurationVar(&p.step.duration, "step-duration", 5*time.Second, "step mode: length of each step (at most 30s)")
+	flag.DurationVar(&p.step.p99Bound, "p99-bound", 50*time.Millisecond, "step mode: a step whose fan-out p99 exceeds this did not hold")
+	flag.IntVar(&p.step.maxRate, "step-max", 20000, "step mode: the last rate tried (at most 50 steps)")
 	flag.BoolVar(&p.debug, "debug", false, "gateway processes serve pprof on a loopback port printed to stderr")
 	flag.Parse()
 	if err := p.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.duration+5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), p.budget())
 	defer cancel()
 	if p.cpuProfile != "" {
 		f, err := os.Create(p.cpuProfile)
@@ -84,8 +96,8 @@ func main() {
 
 func (p *params) check() error {
 	switch {
-	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm" && p.mode != "recovery":
-		return errors.New("-mode must be idle, fanout, storm or recovery")
+	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm" && p.mode != "recovery" && p.mode != "step":
+		return errors.New("-mode must be idle, fanout, storm, recovery or step")
 	case p.mode == "recovery" && p.replicas < 2:
 		return errors.New("-mode recovery needs -replicas 2 or more")
 	case p.replicas < 1 || p.replicas > 4:
@@ -101,8 +113,24 @@ func (p *params) check() error {
 	case p.payload < 40 || p.payload > 60000:
 		return errors.New("-payload must be 40 to 60000")
 	}
+	if p.mode == "step" {
+		if err := p.step.check(); err != nil {
+			return err
+		}
+	}
 	if p.mode == "storm" && p.connectPar == 32 {
 		p.connectPar = 256
 	}
 	return nil
+}
+
+// budget bounds the whole run: setup, connections and publishing.
+func (p *params) budget() time.Duration {
+	publishing := p.duration
+	if p.mode == "step" {
+		// Each step may wait up to its publishers' timeout and the
+		// settling time beyond its length.
+		publishing = time.Duration(p.step.count()) * (p.step.duration + 15*time.Second)
+	}
+	return publishing + 5*time.Minute
 }

@@ -52,6 +52,7 @@ type report struct {
 	Note           string  `json:"note,omitempty"`
 
 	Recovery *recoveryReport `json:"recovery,omitempty"`
+	Steps    *stepReport     `json:"step,omitempty"`
 
 	GoVersion string `json:"go_version"`
 	CPUs      int    `json:"cpus"`
@@ -73,6 +74,14 @@ func (r *recorder) add(d time.Duration) {
 	r.delivered.Add(1)
 	r.mu.Lock()
 	r.lat = append(r.lat, d)
+	r.mu.Unlock()
+}
+
+// reset forgets every delivery counted so far.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.lat = nil
+	r.delivered.Store(0)
 	r.mu.Unlock()
 }
 
@@ -141,10 +150,12 @@ func run(ctx context.Context, p params) (*report, error) {
 	if p.memProfile != "" {
 		writeHeap(p.memProfile)
 	}
-	if p.mode != "fanout" {
-		return rep, nil
+	switch p.mode {
+	case "fanout":
+		publishPhase(ctx, p, reps, redisPID, rec, rep)
+	case "step":
+		stepPhase(ctx, p, reps, redisPID, rec, rep)
 	}
-	publishPhase(ctx, p, reps, redisPID, rec, rep)
 	return rep, nil
 }
 
