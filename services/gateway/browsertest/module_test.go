@@ -118,7 +118,7 @@ func TestClientModule(t *testing.T) {
 				c.close();
 				gw.restore();
 			}`},
-		{"after falling back, a later reconnect tries WebSockets again", fakeGateway + `
+		{"after falling back, a later reconnect tries WebSockets again; fallback replies may beat their POST", fakeGateway + `
 			const realFetch = globalThis.fetch;
 			const enc = new TextEncoder();
 			let stream = null;
@@ -130,7 +130,8 @@ func TestClientModule(t *testing.T) {
 					return new Response(body, {status: 200, headers: {'Content-Type': 'text/event-stream'}});
 				}
 				const f = JSON.parse(init.body);
-				setTimeout(() => event({type: 'reply', id: f.id, result: {}}), 0);
+				event({type: 'reply', id: f.id, result: {}}); // the reply beats the 202
+				await new Promise((r) => setTimeout(r, 20));
 				return new Response(null, {status: 202});
 			};
 			const dropStream = () => {
@@ -138,7 +139,7 @@ func TestClientModule(t *testing.T) {
 				stream.close();
 			};
 			const c = new m.Client({url: 'http://gw', token: async () => 'tok', minBackoff: 1, maxBackoff: 2,
-				websocketRetry: 300, pingInterval: 60000});
+				websocketRetry: 300, pingInterval: 60000, requestTimeout: 60000});
 			const tried = [];
 			c.on('state', ({state, transport}) => state === 'connecting' && tried.push(transport));
 			const connectedOver = (name) => gw.until(() => c.state === 'connected' && c.transport === name);
@@ -146,6 +147,10 @@ func TestClientModule(t *testing.T) {
 			try {
 				c.connect();
 				await connectedOver('sse');
+				// Requests go one at a time; a reply that came before its
+				// POST's answer must not hold the next one back.
+				await c.ping();
+				await c.ping();
 				dropStream(); // within websocketRetry: the fallback again
 				await gw.until(() => tried.length === 3);
 				await connectedOver('sse');
