@@ -138,6 +138,7 @@ type Client struct {
 	mu      sync.Mutex
 	rooms   map[string]bool              // rooms to be in, across reconnects
 	last    map[string]protocol.Position // last position seen per room
+	gaps    map[string]*gap              // resync gaps awaiting a rejoin
 	sess    *session                     // nil while disconnected
 	state   State
 	expires time.Time
@@ -155,7 +156,10 @@ func New(opts Options) *Client {
 	def(&opts.PingInterval, 10*time.Second)
 	def(&opts.RefreshMargin, 30*time.Second)
 	def(&opts.RequestTimeout, 10*time.Second)
-	return &Client{opts: opts, rooms: make(map[string]bool), last: make(map[string]protocol.Position)}
+	return &Client{
+		opts: opts, rooms: make(map[string]bool),
+		last: make(map[string]protocol.Position), gaps: make(map[string]*gap),
+	}
 }
 
 // State returns the current state.

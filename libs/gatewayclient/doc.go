@@ -11,6 +11,14 @@
 // missed first; the Event's Recovery says, per room, whether that
 // succeeded. Messages at or before the last position of the same epoch are
 // dropped, so a recovery overlapping live messages delivers none twice.
+// After a resync push the missed messages can come after later live ones:
+// until the rejoin answers, the client tells apart by offset (up to 10,000
+// of them) the messages past the position the push followed, so each is
+// delivered once; a gap that outgrows that bound is reported not
+// recovered.
+//
+// Glossary: a gap is a room's span after the position a resync push
+// followed, open until the latest rejoin for it answers.
 //
 // Roles:
 //   - Client: the connection manager; Run drives it.

@@ -119,18 +119,16 @@ func (s *session) rejoin(ctx context.Context) {
 	s.c.mu.Lock()
 	rooms := slices.Collect(maps.Keys(s.c.rooms))
 	s.c.mu.Unlock()
-	s.recover(ctx, rooms, nil)
+	s.recover(ctx, rooms)
 }
 
 // recover joins rooms again and emits the recovery of those that had a
-// position: the one in at, else the last one seen.
-func (s *session) recover(ctx context.Context, rooms []string, at map[string]protocol.Position) {
+// position: an open gap's start, else the last one seen. A gap's recovery
+// is reported by its latest rejoin only.
+func (s *session) recover(ctx context.Context, rooms []string) {
 	recovery := make(map[string]bool)
 	for _, room := range rooms {
-		p, had := at[room]
-		if !had {
-			p, had = s.c.Position(room)
-		}
+		p, had, join := s.c.startRejoin(room)
 		var since *protocol.Position
 		if had {
 			since = &p
@@ -139,8 +137,9 @@ func (s *session) recover(ctx context.Context, rooms []string, at map[string]pro
 		if !joined {
 			continue
 		}
-		if had {
-			recovery[room] = res.Recovered != nil && *res.Recovered
+		complete, latest := s.c.endRejoin(room, join)
+		if had && latest {
+			recovery[room] = res.Recovered != nil && *res.Recovered && complete
 		}
 	}
 	if len(recovery) > 0 {
@@ -283,16 +282,14 @@ func (s *session) dispatch(f protocol.Frame) {
 			h(Message{Room: f.Room, Data: f.Data, Position: pos})
 		}
 	case protocol.TypeResync:
-		// The position now is the one the gap follows: later messages
-		// must not make the recovery look complete.
-		at := map[string]protocol.Position{}
-		if p, ok := s.c.Position(f.Room); ok {
-			at[f.Room] = p
-		}
+		// Opened here, before any later frame: the gap starts at the
+		// position held now, and later live messages are told apart by
+		// offset until the rejoin answers.
+		s.c.openGap(f.Room)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.recover(s.ctx, []string{f.Room}, at)
+			s.recover(s.ctx, []string{f.Room})
 		}()
 	case protocol.TypeConnected:
 		s.onConnected(f)
@@ -304,15 +301,25 @@ func (s *session) dispatch(f protocol.Frame) {
 
 // advance records pos as the last position seen in room and reports
 // whether the message is new: one at or before the last position of the
-// same epoch is a repeat.
+// same epoch is a repeat, except past an open gap's start, where each
+// offset is new once (while the gap's set has room).
 func (c *Client) advance(room string, pos protocol.Position) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	last, seen := c.last[room]
-	if seen && last.Epoch == pos.Epoch && pos.Offset <= last.Offset {
+	sameEpoch := seen && last.Epoch == pos.Epoch
+	ahead := !seen || sameEpoch && pos.Offset > last.Offset
+	if g := c.gaps[room]; g != nil && g.covers(pos) {
+		// A replayed message older than the live ones moves nothing.
+		if !g.add(pos.Offset) && !ahead {
+			return false
+		}
+	} else if sameEpoch && !ahead {
 		return false
+	} else {
+		ahead = true // later, or a new epoch
 	}
-	if _, ok := c.rooms[room]; ok {
+	if _, ok := c.rooms[room]; ok && ahead {
 		c.last[room] = pos
 	}
 	return true
@@ -344,6 +351,7 @@ func (c *Client) forget(room string) {
 	c.mu.Lock()
 	delete(c.rooms, room)
 	delete(c.last, room)
+	delete(c.gaps, room)
 	c.mu.Unlock()
 }
 
