@@ -1,6 +1,6 @@
 // Package browsertest drives the demo inbox page in headless Chromium
 // against real processes: the auth service and gateway replicas built from
-// this repository with `go build`, sharing a real redis-server.
+// this repository and run by libs/proctest, sharing a real redis-server.
 //
 // Roles:
 //   - stack: the processes of one test (auth, gateway replicas, Redis),

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"switchboard/libs/proctest"
 	"switchboard/libs/redistest"
 )
 
@@ -35,7 +36,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	addrs := make([]string, opts.replicas)
 	origins := slices.Clone(opts.origins)
 	for i := range addrs {
-		addrs[i] = freeAddr(t)
+		addrs[i] = proctest.FreeAddr(t)
 		origins = append(origins, "http://"+addrs[i])
 	}
 	patterns := make([]string, len(origins))
@@ -124,15 +125,15 @@ func TestReconnectAfterReplicaRestart(t *testing.T) {
 	s.gateways[1].publish(t, room, "customer", "before the cut")
 	agent.waitMessage("before the cut", 10*time.Second)
 
-	s.gateways[0].kill()
+	s.gateways[0].Kill()
 	agent.waitFor("disconnected", `document.getElementById('state').dataset.state !== 'connected'`, 10*time.Second)
 	agent.screenshot("disconnected")
 	missed := []string{"while disconnected 1", "while disconnected 2", "while disconnected 3"}
 	for _, text := range missed {
 		s.gateways[1].publish(t, room, "customer", text)
 	}
-	s.gateways[0].start()
-	s.gateways[0].waitReady(t)
+	s.gateways[0].Restart(t)
+	s.gateways[0].WaitHTTP(t, s.gateways[0].URL()+"/readyz", readyWait)
 
 	agent.waitConnected(30 * time.Second)
 	// The rejoin names the last position seen; the gateway replays what

@@ -1,22 +1,17 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"switchboard/libs/proctest"
 	"switchboard/libs/redistest"
 	"switchboard/libs/server"
 	authv1 "switchboard/proto/switchboard/auth/v1"
@@ -32,128 +27,13 @@ const (
 	testPassword      = "browsertest-password"
 )
 
-// proc is one service process.
-type proc struct {
-	t    *testing.T
-	name string
-	bin  string
-	env  []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan struct{}
-}
-
-func startProc(t *testing.T, name, bin string, env []string) *proc {
-	t.Helper()
-	p := &proc{t: t, name: name, bin: bin, env: env}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	cmd := exec.Command(p.bin)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, p.env...)
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = &syncWriter{mu: &p.mu, w: out}, &syncWriter{mu: &p.mu, w: out}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.out, p.done = cmd, out, done
-	p.mu.Unlock()
-}
-
-// kill ends the process at once, as a crash would.
-func (p *proc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	cmd.Process.Kill()
-	<-done
-}
-
-// stop asks the process to end, then kills it after a bound.
-func (p *proc) stop() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	select {
-	case <-done:
-	default:
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	if p.t.Failed() {
-		p.t.Logf("%s output:\n%s", p.name, p.output())
-	}
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (w *syncWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(b)
-}
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitReady polls url until it answers 200, or fails the test.
-func waitReady(t *testing.T, p *proc, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited early:\n%s", p.name, p.output())
-		default:
-		}
-		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s within 30s:\n%s", p.name, url, p.output())
-}
+// readyWait bounds how long a process may take to answer /readyz.
+const readyWait = 30 * time.Second
 
 // authService is one auth process in its embedded default (in-memory
 // store, demo user and conversation seeded).
 type authService struct {
-	*proc
+	*proctest.Proc
 	grpcAddr, httpAddr string
 	client             authv1.AuthServiceClient
 }
@@ -166,7 +46,7 @@ type authOptions struct {
 
 func startAuth(t *testing.T, opts authOptions) *authService {
 	t.Helper()
-	a := &authService{grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}
+	a := &authService{grpcAddr: proctest.FreeAddr(t), httpAddr: proctest.FreeAddr(t)}
 	env := []string{
 		"AUTH_GRPC_ADDR=" + a.grpcAddr, "AUTH_HTTP_ADDR=" + a.httpAddr,
 		"AUTH_SERVICE_CREDENTIAL=" + authCredential,
@@ -178,8 +58,8 @@ func startAuth(t *testing.T, opts authOptions) *authService {
 	if opts.accessTTL > 0 {
 		env = append(env, "AUTH_ACCESS_TTL="+opts.accessTTL.String())
 	}
-	a.proc = startProc(t, "auth", bins.auth, env)
-	waitReady(t, a.proc, "http://"+a.httpAddr+"/readyz")
+	a.Proc = proctest.Start(t, proctest.Build(t, "auth"), env...)
+	a.WaitHTTP(t, a.URL()+"/readyz", readyWait)
 
 	conn, err := grpc.NewClient(a.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		server.WithCredential(authCredential, false))
@@ -215,7 +95,7 @@ func (a *authService) addUser(t *testing.T, id string, conversations ...string) 
 // gatewayReplica is one gateway process on a fixed address, so that it can
 // be restarted where clients expect it.
 type gatewayReplica struct {
-	*proc
+	*proctest.Proc
 	addr string
 }
 
@@ -232,7 +112,7 @@ func startGateway(t *testing.T, a *authService, opts gatewayOptions) *gatewayRep
 	t.Helper()
 	g := &gatewayReplica{addr: opts.addr}
 	if g.addr == "" {
-		g.addr = freeAddr(t)
+		g.addr = proctest.FreeAddr(t)
 	}
 	env := []string{
 		"GATEWAY_HTTP_ADDR=" + g.addr, "GATEWAY_GRPC_ADDR=127.0.0.1:0",
@@ -249,26 +129,13 @@ func startGateway(t *testing.T, a *authService, opts gatewayOptions) *gatewayRep
 		env = append(env, "GATEWAY_EXPIRY_GRACE="+opts.expiryGrace.String())
 	}
 	env = append(env, opts.extraEnv...)
-	g.proc = startProc(t, "gateway "+g.addr, bins.gateway, env)
-	g.waitReady(t)
+	g.Proc = proctest.Start(t, proctest.Build(t, "gateway"), env...)
+	g.WaitHTTP(t, g.URL()+"/readyz", readyWait)
 	return g
-}
-
-func (g *gatewayReplica) waitReady(t *testing.T) {
-	t.Helper()
-	waitReady(t, g.proc, g.URL()+"/readyz")
 }
 
 // URL is the replica's HTTP base.
 func (g *gatewayReplica) URL() string { return "http://" + g.addr }
-
-// restart kills the replica and starts it again on the same address.
-func (g *gatewayReplica) restart(t *testing.T) {
-	t.Helper()
-	g.kill()
-	g.start()
-	g.waitReady(t)
-}
 
 // publish sends a message to room through the replica's publish API, as a
 // backend would.
