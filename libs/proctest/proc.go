@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -49,7 +50,7 @@ func (p *Proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(p.bin)
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Env = append(baseEnv(), p.env...)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("proctest: start %s: %w", p.Name, err)
@@ -128,12 +129,12 @@ func (p *Proc) Healthcheck() error {
 }
 
 // Healthcheck runs bin's `healthcheck` subcommand with env added to the
-// test's environment.
+// test's environment (less the services' own variables, see baseEnv).
 func Healthcheck(bin string, env ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "healthcheck")
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(baseEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s healthcheck: %w: %s", filepath.Base(bin), err, bytes.TrimSpace(tail(out, 1024)))
@@ -216,4 +217,21 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return string(o.buf)
+}
+
+// baseEnv is the test's environment without the services' own variables
+// (AUTH_*, CACHE_*, GATEWAY_*, REDIS_URL), so that a setting left in a
+// developer's shell never reaches a process a test starts: each test names
+// every variable its processes need.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "REDIS_URL" || strings.HasPrefix(name, "AUTH_") ||
+			strings.HasPrefix(name, "CACHE_") || strings.HasPrefix(name, "GATEWAY_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }

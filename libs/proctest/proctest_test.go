@@ -95,3 +95,16 @@ func TestBuildRejectsPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestBaseEnvDropsServiceVariables(t *testing.T) {
+	t.Setenv("REDIS_URL", "redis://elsewhere:6379")
+	t.Setenv("GATEWAY_RATE", "1")
+	t.Setenv("SWITCHBOARD_KEEP", "yes")
+	env := strings.Join(baseEnv(), "\n")
+	if strings.Contains(env, "REDIS_URL=") || strings.Contains(env, "GATEWAY_RATE=") {
+		t.Fatalf("service variables reached the processes' environment")
+	}
+	if !strings.Contains(env, "SWITCHBOARD_KEEP=yes") {
+		t.Fatalf("other variables were dropped")
+	}
+}
