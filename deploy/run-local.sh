@@ -37,11 +37,14 @@ start() {
 	"$bin/switchboard-$name" >"$logs/$name.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do
-		if "$bin/switchboard-$name" healthcheck >/dev/null 2>&1; then
-			return 0
-		fi
+		# A service that could not bind its port exits; a healthcheck could
+		# still pass against another process on that port, so ask both.
 		if ! kill -0 "${pids[-1]}" 2>/dev/null; then
 			break
+		fi
+		if "$bin/switchboard-$name" healthcheck >/dev/null 2>&1 &&
+			kill -0 "${pids[-1]}" 2>/dev/null; then
+			return 0
 		fi
 		sleep 0.1
 	done
