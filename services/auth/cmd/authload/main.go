@@ -15,12 +15,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -51,24 +49,9 @@ func main() {
 	flag.StringVar(&p.credentialFile, "credential-file", "", "file holding AUTH_SERVICE_CREDENTIAL (make run writes tmp/run/credential)")
 	flag.StringVar(&p.email, "email", "agent@example.com", "without a credential: the account to log in as")
 	flag.StringVar(&p.password, "password", "switchboard-demo", "without a credential: its password")
-	flag.IntVar(&p.load.Concurrency, "concurrency", 16, "calls in flight at once")
-	flag.Int64Var(&p.load.Requests, "requests", 1_000_000, "stop after this many calls")
-	flag.DurationVar(&p.load.Duration, "duration", 10*time.Second, "stop after this long")
+	p.load.Flags(flag.CommandLine)
 	flag.Parse()
-	if err := p.check(); err != nil {
-		fmt.Fprintln(os.Stderr, "authload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := run(ctx, p)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "authload:", err)
-		os.Exit(1)
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	enc.Encode(rep)
+	grpcload.Main("authload", p.check, func(ctx context.Context) (any, error) { return run(ctx, p) })
 }
 
 func (p *params) check() error {

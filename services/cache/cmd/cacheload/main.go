@@ -11,11 +11,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -48,24 +46,9 @@ func main() {
 	flag.IntVar(&p.valueBytes, "value", 100, "bytes of each value (0-1048576)")
 	flag.IntVar(&p.batch, "batch", 100, "keys or entries of a batch call (1-1000)")
 	flag.StringVar(&p.credentialFile, "credential-file", "", "file holding CACHE_SERVICE_CREDENTIAL, if the service asks for one")
-	flag.IntVar(&p.load.Concurrency, "concurrency", 16, "calls in flight at once")
-	flag.Int64Var(&p.load.Requests, "requests", 1_000_000, "stop after this many calls")
-	flag.DurationVar(&p.load.Duration, "duration", 10*time.Second, "stop after this long")
+	p.load.Flags(flag.CommandLine)
 	flag.Parse()
-	if err := p.check(); err != nil {
-		fmt.Fprintln(os.Stderr, "cacheload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := run(ctx, p)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cacheload:", err)
-		os.Exit(1)
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	enc.Encode(rep)
+	grpcload.Main("cacheload", p.check, func(ctx context.Context) (any, error) { return run(ctx, p) })
 }
 
 func (p *params) check() error {
