@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -58,14 +57,14 @@ type ClusterOptions struct {
 type Cluster struct {
 	// Read-only after construction.
 	opts    ClusterOptions
-	history RedisHistory
 	handler Handler
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// Safe on its own. Cluster.mu is never held while calling it.
-	subs *subscriptions
+	// Its subscriptions are safe on their own; Cluster.mu is never held
+	// while calling them.
+	commands
 
 	// Guarded by mu.
 	mu     sync.Mutex
@@ -101,12 +100,22 @@ func NewCluster(opts ClusterOptions, h Handler) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		opts: opts, handler: h, ctx: ctx, cancel: cancel,
+		shards: make(map[int]*shard),
+	}
+	// The publish script publishes with SPUBLISH on the node owning the
+	// room's slot; a failed command reloads the slot map.
+	c.commands = commands{
 		history: RedisHistory{
 			Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History,
 			PublishCommand: "SPUBLISH",
 		},
+		prefix: opts.Prefix,
+		send: func(ctx context.Context, channel string, payload []byte) (int64, error) {
+			return opts.Client.SPublish(ctx, channel, payload).Result()
+		},
+		failed: c.commandFailed,
+		via:    "redis cluster",
 		subs:   newSubscriptions(),
-		shards: make(map[int]*shard),
 	}
 	c.wg.Add(1)
 	go c.batch(ctx)
@@ -114,42 +123,6 @@ func NewCluster(opts ClusterOptions, h Handler) *Cluster {
 }
 
 func (c *Cluster) channel(room string) string { return KeysOf(c.opts.Prefix, room).Channel }
-
-// Publish runs the publish script on the node owning room's slot; the
-// script publishes with SPUBLISH.
-func (c *Cluster) Publish(ctx context.Context, room string, data []byte, key string) (string, uint64, error) {
-	epoch, off, _, err := c.history.Publish(ctx, PublishArgs{Room: room, Data: data, Key: key})
-	if err != nil {
-		c.commandFailed()
-	}
-	return epoch, off, err
-}
-
-// History returns room's messages after (epoch, offset), or
-// ErrNotRecoverable.
-func (c *Cluster) History(ctx context.Context, room, epoch string, offset uint64) ([]Message, error) {
-	msgs, err := c.history.History(ctx, room, epoch, offset)
-	if err != nil && !errors.Is(err, ErrNotRecoverable) {
-		c.commandFailed()
-	}
-	return msgs, err
-}
-
-// Forward publishes payload on node's sharded channel.
-func (c *Cluster) Forward(ctx context.Context, node string, payload []byte) (bool, error) {
-	n, err := c.opts.Client.SPublish(ctx, c.channel(NodeRoom(node)), payload).Result()
-	if err != nil {
-		c.commandFailed()
-		return false, fmt.Errorf("forward through redis cluster: %w", err)
-	}
-	return n > 0, nil
-}
-
-// Want records the wanted rooms; the batch goroutine sends the commands.
-func (c *Cluster) Want(rooms []string, want bool) { c.subs.setWant(rooms, want) }
-
-// Ready waits for the owning node to acknowledge room's subscription.
-func (c *Cluster) Ready(ctx context.Context, room string) error { return c.subs.ready(ctx, room) }
 
 // Close stops every goroutine and closes every pub/sub connection.
 func (c *Cluster) Close() error {

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -42,14 +41,12 @@ type RedisOptions struct {
 type Redis struct {
 	// Read-only after construction.
 	opts    RedisOptions
-	history RedisHistory
 	handler Handler
 	ps      *redis.PubSub
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// Safe on its own.
-	subs *subscriptions
+	commands
 }
 
 // NewRedis starts a broker delivering to h; Close stops it.
@@ -65,11 +62,16 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Redis{
-		opts: opts, handler: h, cancel: cancel,
+	r := &Redis{opts: opts, handler: h, cancel: cancel, ps: opts.Client.Subscribe(ctx)}
+	r.commands = commands{
 		history: RedisHistory{Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History},
-		ps:      opts.Client.Subscribe(ctx),
-		subs:    newSubscriptions(),
+		prefix:  opts.Prefix,
+		send: func(ctx context.Context, channel string, payload []byte) (int64, error) {
+			return opts.Client.Publish(ctx, channel, payload).Result()
+		},
+		failed: r.failed,
+		via:    "redis",
+		subs:   newSubscriptions(),
 	}
 	r.wg.Add(2)
 	go r.receive(ctx)
@@ -89,43 +91,6 @@ func roomOf(prefix, channel string) (string, bool) {
 	}
 	return s[:len(s)-1], true
 }
-
-// Publish runs the publish script: a key seen within the idempotency
-// window answers with the original position and publishes nothing. An
-// error means the message may or may not have been published.
-func (r *Redis) Publish(ctx context.Context, room string, data []byte, key string) (string, uint64, error) {
-	epoch, off, _, err := r.history.Publish(ctx, PublishArgs{Room: room, Data: data, Key: key})
-	if err != nil {
-		r.failed()
-	}
-	return epoch, off, err
-}
-
-// History returns room's messages after (epoch, offset), or
-// ErrNotRecoverable.
-func (r *Redis) History(ctx context.Context, room, epoch string, offset uint64) ([]Message, error) {
-	msgs, err := r.history.History(ctx, room, epoch, offset)
-	if err != nil && !errors.Is(err, ErrNotRecoverable) {
-		r.failed()
-	}
-	return msgs, err
-}
-
-// Forward publishes payload on node's channel.
-func (r *Redis) Forward(ctx context.Context, node string, payload []byte) (bool, error) {
-	n, err := r.opts.Client.Publish(ctx, r.channel(NodeRoom(node)), payload).Result()
-	if err != nil {
-		r.failed()
-		return false, fmt.Errorf("forward through redis: %w", err)
-	}
-	return n > 0, nil
-}
-
-// Want records the wanted rooms; the batch goroutine sends the commands.
-func (r *Redis) Want(rooms []string, want bool) { r.subs.setWant(rooms, want) }
-
-// Ready waits for Redis to acknowledge room's subscription.
-func (r *Redis) Ready(ctx context.Context, room string) error { return r.subs.ready(ctx, room) }
 
 // Close stops both goroutines and closes the pub/sub connection.
 func (r *Redis) Close() error {
