@@ -1,7 +1,8 @@
 // Package server is the thin plumbing every service binary shares: a main
 // that turns SIGINT and SIGTERM into a cancelled context, gRPC servers with
 // health, reflection, metrics and panic recovery, HTTP servers that drain on
-// shutdown, the service credential that guards trusted RPCs, and the probes
+// shutdown, the service credential that guards trusted RPCs, the client
+// address behind trusted reverse proxies (TrustedProxies), and the probes
 // behind each binary's `healthcheck` subcommand.
 //
 // Serve functions block until their context is cancelled, then stop within

@@ -3,11 +3,11 @@ package app
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"switchboard/libs/config"
 	"switchboard/libs/logging"
+	"switchboard/libs/server"
 	"switchboard/services/auth/grpcapi"
 	"switchboard/services/auth/password"
 	"switchboard/services/auth/token"
@@ -61,7 +61,7 @@ type Config struct {
 	CORSOrigins []string // AUTH_CORS_ORIGINS, http://127.0.0.1:7100,http://localhost:7100
 	// TrustedProxies is AUTH_TRUSTED_PROXIES: CIDRs of reverse proxies whose
 	// X-Forwarded-For names the client for login rate limiting; "" = none.
-	TrustedProxies []netip.Prefix
+	TrustedProxies server.TrustedProxies
 
 	LoginPerAccount int // AUTH_LOGIN_PER_ACCOUNT, 5 a minute
 	LoginPerAddress int // AUTH_LOGIN_PER_ADDRESS, 20 a minute
@@ -123,14 +123,11 @@ func Load(env *config.Env) (Config, error) {
 		MaxCallTime:           env.Duration("AUTH_MAX_CALL_TIME", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
 		MaxRevocationWatchers: env.Int("AUTH_MAX_REVOCATION_WATCHERS", grpcapi.DefaultMaxWatchers, 1, 100_000),
 	}
-	for _, p := range env.List("AUTH_TRUSTED_PROXIES", nil) {
-		prefix, err := netip.ParsePrefix(p)
-		if err != nil {
-			env.Fail("AUTH_TRUSTED_PROXIES", "%q is not a CIDR such as 10.0.0.0/8", p)
-			continue
-		}
-		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	proxies, err := server.ParseTrustedProxies(env.List("AUTH_TRUSTED_PROXIES", nil))
+	if err != nil {
+		env.Fail("AUTH_TRUSTED_PROXIES", "%v", err)
 	}
+	c.TrustedProxies = proxies
 	level, err := logging.ParseLevel(env.String("AUTH_LOG_LEVEL", "info"))
 	if err != nil {
 		env.Fail("AUTH_LOG_LEVEL", "%v", err)

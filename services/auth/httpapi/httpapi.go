@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"switchboard/libs/server"
 	"switchboard/services/auth/authority"
 )
 
@@ -24,7 +24,7 @@ const maxBody = 8 << 10
 type Handler struct {
 	a       *authority.Authority
 	origins []string
-	proxies []netip.Prefix
+	proxies server.TrustedProxies
 	log     *slog.Logger
 	mux     *http.ServeMux
 }
@@ -33,7 +33,7 @@ type Handler struct {
 // "scheme://host[:port]" values; proxies are the networks of trusted
 // reverse proxies, whose X-Forwarded-For names the client for rate
 // limiting.
-func New(a *authority.Authority, origins []string, proxies []netip.Prefix, log *slog.Logger) *Handler {
+func New(a *authority.Authority, origins []string, proxies server.TrustedProxies, log *slog.Logger) *Handler {
 	h := &Handler{a: a, origins: origins, proxies: proxies, log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /v1/token", h.token)
 	h.mux.HandleFunc("POST /v1/logout", h.logout)
@@ -91,7 +91,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		if email == "" {
 			email = form.Get("username")
 		}
-		p, err = h.a.Login(r.Context(), email, form.Get("password"), h.clientAddress(r))
+		p, err = h.a.Login(r.Context(), email, form.Get("password"), h.proxies.ClientAddress(r))
 	case "refresh_token":
 		p, err = h.a.Refresh(r.Context(), form.Get("refresh_token"))
 	default:
@@ -196,40 +196,6 @@ func readJSON(body io.Reader) (url.Values, error) {
 		}
 	}
 	return v, nil
-}
-
-// clientAddress is the address a login is rate limited by: the peer's,
-// or, when the peer is a trusted proxy, the nearest untrusted address of
-// X-Forwarded-For (read from the right, where proxies append).
-func (h *Handler) clientAddress(r *http.Request) string {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	addr := peer.Addr().Unmap()
-	if !h.trusted(addr) {
-		return addr.String()
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		if addr = hop.Unmap(); !h.trusted(addr) {
-			break
-		}
-	}
-	return addr.String()
-}
-
-func (h *Handler) trusted(addr netip.Addr) bool {
-	for _, p := range h.proxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,17 +1,16 @@
-package httpapi
+package server
 
 import (
 	"net/http/httptest"
-	"net/netip"
+	"strings"
 	"testing"
-
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 func TestClientAddress(t *testing.T) {
-	h := &Handler{proxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, remote string
 		xff          []string
@@ -29,14 +28,24 @@ func TestClientAddress(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/v1/token", nil)
+			r := httptest.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tc.remote
 			for _, v := range tc.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := h.clientAddress(r); got != tc.want {
-				t.Fatalf("clientAddress = %q, want %q", got, tc.want)
+			if got := proxies.ClientAddress(r); got != tc.want {
+				t.Fatalf("ClientAddress = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	p, err := ParseTrustedProxies([]string{"10.1.2.3/8", "fd00::/8"})
+	if err != nil || len(p) != 2 || p[0].String() != "10.0.0.0/8" {
+		t.Fatalf("got %v %v, want two masked prefixes", p, err)
+	}
+	if _, err := ParseTrustedProxies([]string{"10.0.0.0/8", "10.0.0.0/33"}); err == nil || !strings.Contains(err.Error(), "10.0.0.0/33") {
+		t.Fatalf("got %v, want an error quoting 10.0.0.0/33", err)
 	}
 }
