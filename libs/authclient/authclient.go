@@ -35,7 +35,10 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout bounds one Refresh RPC. 0 = 10s.
 	Timeout time.Duration
-	// OnChange, if set, hears of every new token and of the end.
+	// OnChange, if set, hears of new tokens and of the end. While a call
+	// is running, newer tokens replace one another: the next call gets the
+	// latest, and tokens it replaced are never reported. The end is always
+	// reported, last, after the latest token.
 	OnChange func(Change)
 	// Logger receives retry warnings; nil = discarded.
 	Logger *slog.Logger
@@ -72,6 +75,7 @@ type Session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	wake   chan struct{} // the refresher re-plans after a change
+	kick   chan struct{} // the notifier has changes to report
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -79,7 +83,8 @@ type Session struct {
 	inflight *call
 	failedAt time.Time // of the last failed refresh
 	ended    error
-	notified chan Change // ordered hand-off to the notifier goroutine
+	newToken *Change // the latest token not yet handed to the notifier
+	end      *Change // the end, until handed to the notifier
 }
 
 // Login logs in with an email and password and returns a live Session.
@@ -106,8 +111,8 @@ func New(client authv1.AuthServiceClient, tokens *authv1.TokenPair, opts Options
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		client: client, opts: opts, ctx: ctx, cancel: cancel,
-		wake:     make(chan struct{}, 1),
-		notified: make(chan Change, 64),
+		wake: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 	}
 	s.cur = s.fromProto(tokens)
 	s.wg.Go(s.refresher)
@@ -248,29 +253,52 @@ func (s *Session) endLocked(err error) {
 		return
 	}
 	s.ended = err
-	s.notifyLocked(Change{Err: err})
-	close(s.notified)
+	s.end = &Change{Err: err}
+	s.kickLocked()
 	s.cancel()
 }
 
-// notifyLocked queues a change for OnChange. Caller must hold mu.
+// notifyLocked hands a new token to the notifier, replacing one it has not
+// taken yet. Caller must hold mu.
 func (s *Session) notifyLocked(c Change) {
-	if s.opts.OnChange == nil || s.ended != nil && c.Err == nil {
+	if s.ended != nil {
 		return
 	}
+	s.newToken = &c
+	s.kickLocked()
+}
+
+// kickLocked wakes the notifier without blocking; one pending wake is
+// enough, since the notifier takes every change there is when it wakes.
+// Caller must hold mu.
+func (s *Session) kickLocked() {
 	select {
-	case s.notified <- c:
+	case s.kick <- struct{}{}:
 	default:
-		// OnChange is far behind; it will see a later change.
 	}
 }
 
-// notifier calls OnChange in order, without locks.
+// notifier calls OnChange in order, without locks, until it has reported
+// the end.
 func (s *Session) notifier() {
-	for c := range s.notified {
-		if s.opts.OnChange != nil {
-			s.opts.OnChange(c)
+	for range s.kick {
+		s.mu.Lock()
+		tok, end := s.newToken, s.end
+		s.newToken, s.end = nil, nil
+		s.mu.Unlock()
+		if tok != nil {
+			s.report(*tok)
 		}
+		if end != nil {
+			s.report(*end)
+			return
+		}
+	}
+}
+
+func (s *Session) report(c Change) {
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(c)
 	}
 }
 

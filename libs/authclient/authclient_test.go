@@ -298,3 +298,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // A Session is the gateway client's token source.
 var _ gatewayclient.TokenSource = (*authclient.Session)(nil)
+
+// An OnChange that blocks while many refreshes happen is handed, once it
+// returns, the latest token and then the end; nothing is lost to a full
+// buffer.
+func TestBlockedListenerGetsLatestTokenAndEnd(t *testing.T) {
+	f := &fakeAuth{ttl: time.Millisecond} // every token is due at once
+	release := make(chan struct{})
+	ch := newChanges()
+	var calls atomic.Int32
+	s := newSession(t, f, authclient.Options{OnChange: func(c authclient.Change) {
+		if calls.Add(1) == 1 {
+			<-release
+		}
+		ch.on(c)
+	}})
+	waitFor(t, "more refreshes than any buffer", func() bool { return f.refreshes() > 200 })
+	f.mu.Lock()
+	f.refuse = true
+	f.mu.Unlock()
+	waitFor(t, "the session to end", func() bool { return s.Err() != nil })
+	f.mu.Lock()
+	latest := fmt.Sprintf("access-%d", f.n)
+	f.mu.Unlock()
+	close(release)
+
+	if c := ch.next(t); c.Err != nil || c.AccessToken == latest {
+		t.Fatalf("first change = %q, %v; want an early token", c.AccessToken, c.Err)
+	}
+	if c := ch.next(t); c.Err != nil || c.AccessToken != latest {
+		t.Fatalf("second change = %q, %v; want the latest token %s", c.AccessToken, c.Err, latest)
+	}
+	if c := ch.next(t); !errors.Is(c.Err, authclient.ErrEnded) {
+		t.Fatalf("third change = %+v, want the end", c)
+	}
+}

@@ -19,7 +19,11 @@
 // Tokens are never logged and never put in errors.
 //
 // Concurrency: a Session is safe for concurrent use. OnChange is called
-// from the refresher's goroutine, one call at a time and in order, without
-// locks held; it may call Token but should return quickly, and must not
-// call Close or Logout, which wait for the refresher and the notifier.
+// from the session's notifier goroutine, one call at a time and in order,
+// without locks held; it may call Token but should return quickly, and
+// must not call Close or Logout, which wait for the refresher and the
+// notifier. A slow OnChange never holds up refreshing: tokens that arrive
+// while it runs are coalesced, so it is next handed the latest one (never
+// an older one after a newer), and the end of the session is always
+// reported, last.
 package authclient
