@@ -141,3 +141,114 @@ func TestIdempotency(t *testing.T) {
 		})
 	}
 }
+
+// stamp bounds when a broker stamped a message: between the start and the
+// end of its Publish call.
+type stamp struct{ before, after time.Time }
+
+// publishTimed publishes to room with key and returns the position and
+// its stamp.
+func publishTimed(t *testing.T, b broker.Broker, room, key string) (string, uint64, stamp) {
+	t.Helper()
+	before := time.Now()
+	epoch, off, err := b.Publish(context.Background(), room, []byte(`"x"`), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return epoch, off, stamp{before, time.Now()}
+}
+
+// Messages older than their room's age leave its history: a join naming
+// a position before one of them is not recoverable, one naming a position
+// after them still gets every later message.
+func TestHistoryAge(t *testing.T) {
+	const age = time.Second // the shortest Redis keeps: TTLs are whole seconds
+	opts := broker.HistoryOptions{Conversation: broker.Retention{Size: 1000, TTL: age}}
+	for name, b := range brokers(t, opts) {
+		t.Run(name, func(t *testing.T) {
+			var epoch string
+			stamps := []stamp{{}} // stamps[offset]
+			for range 12 {
+				var off uint64
+				var s stamp
+				epoch, off, s = publishTimed(t, b, "conversation:age", "")
+				if off != uint64(len(stamps)) {
+					t.Fatalf("offset %d, want %d: the room started a new epoch", off, len(stamps))
+				}
+				stamps = append(stamps, s)
+				time.Sleep(age / 8)
+			}
+			last := stamps[len(stamps)-1]
+			gone, kept := 0, 0
+			for off := 1; off < len(stamps); off++ {
+				switch {
+				case stamps[off].after.Add(10 * time.Millisecond).Before(last.before.Add(-age)):
+					gone++
+					assertNotRecoverable(t, b, "conversation:age", epoch, uint64(off-1))
+				case stamps[off].before.Add(-10 * time.Millisecond).After(last.after.Add(-age)):
+					kept++
+					assertHistory(t, b, "conversation:age", epoch, uint64(off-1), uint64(len(stamps)-1))
+				}
+			}
+			if gone == 0 || kept == 0 {
+				t.Fatalf("%d messages surely older than %s, %d surely younger; want some of each", gone, age, kept)
+			}
+		})
+	}
+}
+
+func assertNotRecoverable(t *testing.T, b broker.Broker, room, epoch string, after uint64) {
+	t.Helper()
+	msgs, err := b.History(context.Background(), room, epoch, after)
+	if !errors.Is(err, broker.ErrNotRecoverable) {
+		t.Fatalf("history after %d: %d messages, err %v; want not recoverable", after, len(msgs), err)
+	}
+}
+
+// assertHistory checks that the history after a position holds every
+// offset up to last, in order.
+func assertHistory(t *testing.T, b broker.Broker, room, epoch string, after, last uint64) {
+	t.Helper()
+	msgs, err := b.History(context.Background(), room, epoch, after)
+	if err != nil {
+		t.Fatalf("history after %d: %v", after, err)
+	}
+	if uint64(len(msgs)) != last-after {
+		t.Fatalf("history after %d: %d messages, want %d", after, len(msgs), last-after)
+	}
+	for i, m := range msgs {
+		if m.Offset != after+1+uint64(i) {
+			t.Fatalf("history after %d: message %d at offset %d", after, i, m.Offset)
+		}
+	}
+}
+
+// An idempotency key answers with the original position inside the
+// window; past it the same key publishes again, at a new offset.
+func TestIdempotencyWindow(t *testing.T) {
+	const window = 500 * time.Millisecond
+	for name, b := range brokers(t, broker.HistoryOptions{IdempotencyWindow: window}) {
+		t.Run(name, func(t *testing.T) {
+			room := "conversation:w"
+			e1, o1, s1 := publishTimed(t, b, room, "k")
+			e2, o2, s2 := publishTimed(t, b, room, "k")
+			if s2.after.Sub(s1.before) >= window {
+				t.Fatalf("two publishes took %s, past the window", s2.after.Sub(s1.before))
+			}
+			if e2 != e1 || o2 != o1 {
+				t.Fatalf("inside the window the repeat answered %s/%d, want %s/%d", e2, o2, e1, o1)
+			}
+
+			time.Sleep(2 * window)
+			e3, o3, _ := publishTimed(t, b, room, "k")
+			if e3 != e1 || o3 != o1+1 {
+				t.Fatalf("past the window the key answered %s/%d, want a new publish at %s/%d", e3, o3, e1, o1+1)
+			}
+			e4, o4, _ := publishTimed(t, b, room, "k")
+			if e4 != e3 || o4 != o3 {
+				t.Fatalf("the key's new publish is not remembered: %s/%d, want %s/%d", e4, o4, e3, o3)
+			}
+			assertHistory(t, b, room, e1, 0, o3)
+		})
+	}
+}
