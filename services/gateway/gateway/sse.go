@@ -38,6 +38,8 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	defer g.streams.Remove(c.ID())
 	g.track(c, true)
 	defer g.track(c, false)
+	g.metrics.Fallback.Inc()
+	defer g.metrics.Fallback.Dec()
 	c.Serve(context.Background(), token) // on this goroutine: the response lives with it
 }
 

@@ -12,6 +12,7 @@ import (
 // Metrics are the gateway's own series.
 type Metrics struct {
 	Connections  prometheus.Gauge
+	Fallback     prometheus.Gauge // of Connections, those over the event-stream fallback
 	Rooms        prometheus.Gauge
 	Members      prometheus.Gauge
 	MessagesIn   *prometheus.CounterVec // by request type
@@ -37,9 +38,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		return prometheus.Opts{Namespace: "switchboard", Subsystem: "gateway", Name: name, Help: help}
 	}
 	m := &Metrics{
-		Connections: prometheus.NewGauge(prometheus.GaugeOpts(f("connections", "Open WebSocket connections."))),
-		Rooms:       prometheus.NewGauge(prometheus.GaugeOpts(f("rooms", "Rooms with at least one member here."))),
-		Members:     prometheus.NewGauge(prometheus.GaugeOpts(f("members", "Connection-room memberships."))),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts(f("connections",
+			"Open connections, WebSocket and event-stream fallback."))),
+		Fallback: prometheus.NewGauge(prometheus.GaugeOpts(f("fallback_connections",
+			"Open connections over the event-stream fallback, counted in connections too."))),
+		Rooms:   prometheus.NewGauge(prometheus.GaugeOpts(f("rooms", "Rooms with at least one member here."))),
+		Members: prometheus.NewGauge(prometheus.GaugeOpts(f("members", "Connection-room memberships."))),
 		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts(f("frames_in_total",
 			"Frames received from clients, by type.")), []string{"type"}),
 		BytesIn:     prometheus.NewCounter(prometheus.CounterOpts(f("bytes_in_total", "Bytes received from clients."))),
@@ -70,7 +74,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts(f("recoveries_total",
 			"Joins naming a position, by result: recovered, not_recoverable, error.")), []string{"result"}),
 	}
-	reg.MustRegister(m.Connections, m.Rooms, m.Members, m.MessagesIn, m.BytesIn, m.MessagesOut,
+	reg.MustRegister(m.Connections, m.Fallback, m.Rooms, m.Members, m.MessagesIn, m.BytesIn, m.MessagesOut,
 		m.BytesOut, m.Deliveries, m.WriteLatency, m.Closes, m.RedisErrors, m.AuthCache,
 		m.AuthErrors, m.Publishes, m.Revocations, m.Gaps, m.Repairs, m.Recoveries)
 	return m
