@@ -18,13 +18,17 @@ type memSession struct {
 	cur, prev Hash
 	hasPrev   bool
 	history   []Hash // newest first, at most HistoryLen
-	sealed    []byte
 	rotated   time.Time
+	sealed    []byte      // the current token sealed under prev; nil once the grace is over
+	unseal    *time.Timer // clears sealed the grace after the rotation
 }
 
 // Memory is the in-process Store of the embedded default. An expired
 // session is dropped when it is next looked at, or found by the pruning of
-// its user's next new session; until then it holds memory.
+// its user's next new session; until then it holds memory. The sealed
+// current token of a rotation is dropped by a timer the grace after the
+// rotation (by the wall clock, whatever Rotation.Now says), and is not kept
+// at all when the grace is 0.
 type Memory struct {
 	// Guarded by mu: everything.
 	mu       sync.Mutex
@@ -134,8 +138,35 @@ func (m *Memory) liveLocked(id string, now time.Time) (*memSession, bool) {
 
 // dropLocked forgets a session without announcing it. Caller must hold mu.
 func (m *Memory) dropLocked(id, userID string) {
+	if s, ok := m.sessions[id]; ok {
+		s.setSealedLocked(m, nil, 0)
+	}
 	delete(m.sessions, id)
 	removeFrom(m.byUser, userID, id)
+}
+
+// setSealedLocked keeps sealed as the session's current token for grace,
+// replacing the one kept before; nil or a grace of 0 keeps nothing.
+// Caller must hold m.mu.
+func (s *memSession) setSealedLocked(m *Memory, sealed []byte, grace time.Duration) {
+	if s.unseal != nil {
+		s.unseal.Stop()
+		s.unseal = nil
+	}
+	s.sealed = nil
+	if sealed == nil || grace <= 0 {
+		return
+	}
+	s.sealed = slices.Clone(sealed)
+	var timer *time.Timer
+	timer = time.AfterFunc(grace, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if s.unseal == timer { // not replaced since
+			s.sealed, s.unseal = nil, nil
+		}
+	})
+	s.unseal = timer
 }
 
 // Session implements Store.
@@ -167,10 +198,10 @@ func (m *Memory) Rotate(_ context.Context, r Rotation) (RotateResult, error) {
 			s.history = append([]Hash{s.prev}, s.history...)
 			s.history = s.history[:min(len(s.history), HistoryLen)]
 		}
-		s.prev, s.hasPrev, s.cur = s.cur, true, r.Next
-		s.sealed, s.rotated = slices.Clone(r.NextSealed), r.Now
+		s.prev, s.hasPrev, s.cur, s.rotated = s.cur, true, r.Next, r.Now
+		s.setSealedLocked(m, r.NextSealed, r.Grace)
 		return RotateResult{Outcome: Rotated, Session: s.Session}, nil
-	case s.hasPrev && s.prev == r.Presented && r.Now.Sub(s.rotated) <= r.Grace:
+	case s.hasPrev && s.prev == r.Presented && r.Now.Sub(s.rotated) <= r.Grace && s.sealed != nil:
 		return RotateResult{Outcome: Replayed, Session: s.Session, Sealed: slices.Clone(s.sealed)}, nil
 	case s.hasPrev && s.prev == r.Presented, slices.Contains(s.history, r.Presented):
 		m.revokeLocked(s)

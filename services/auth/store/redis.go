@@ -21,8 +21,12 @@ import (
 //	<p>user:<id>         hash  email, hash
 //	<p>email:<email>     string user id
 //	<p>sess:<id>         hash  user, created, expires (unix ms), cur, prev,
-//	                           old (older hashes, 32 bytes each), sealed,
-//	                           rotated; expires with the session
+//	                           old (older hashes, 32 bytes each), rotated;
+//	                           expires with the session
+//	<p>seal:<id>         string the current token sealed under the previous
+//	                           one; expires the grace after the rotation
+//	                           that wrote it (by Redis's clock), and is not
+//	                           written at all when the grace is 0
 //	<p>usess:<user>      set   session ids; each new session drops up to
 //	                           8 ended ones picked at random, so the set
 //	                           stays near the number of live sessions
@@ -159,11 +163,11 @@ func parseSession(id string, user, created, expires any) (Session, bool) {
 	return Session{ID: id, UserID: u, Created: time.UnixMilli(cm), Expires: time.UnixMilli(em)}, true
 }
 
-// revokeLua ends the session whose hash is in s (fields as read by the
-// callers below) and publishes the event. KEYS[1] is the session key.
+// revokeLua ends a session and publishes the event. KEYS[1] is the
+// session key, KEYS[2] its seal key.
 const revokeLua = `
 local function revoke(sid, user, prefix)
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('SREM', prefix .. 'usess:' .. user, sid)
   redis.call('PUBLISH', prefix .. 'revocations', cjson.encode({k = 's', s = sid, u = user}))
 end
@@ -172,21 +176,27 @@ end
 var rotateScript = redis.NewScript(revokeLua + `
 local sid, presented, nextHash, sealed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, grace, prefix, histLen = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
-local s = redis.call('HMGET', KEYS[1], 'user', 'created', 'expires', 'cur', 'prev', 'old', 'sealed', 'rotated')
+local s = redis.call('HMGET', KEYS[1], 'user', 'created', 'expires', 'cur', 'prev', 'old', 'rotated')
 if not s[1] then return {'gone'} end
 if tonumber(s[3]) <= now then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('SREM', prefix .. 'usess:' .. s[1], sid)
   return {'gone'}
 end
 if s[4] == presented then
   local old = s[6] or ''
   if s[5] then old = string.sub(s[5] .. old, 1, 32 * histLen) end
-  redis.call('HSET', KEYS[1], 'prev', s[4], 'cur', nextHash, 'old', old, 'sealed', sealed, 'rotated', now)
+  redis.call('HSET', KEYS[1], 'prev', s[4], 'cur', nextHash, 'old', old, 'rotated', now)
+  if grace > 0 then
+    redis.call('SET', KEYS[2], sealed, 'PX', grace + 1)
+  else
+    redis.call('DEL', KEYS[2])
+  end
   return {'rotated', s[1], s[2], s[3]}
 end
-if s[5] == presented and now - tonumber(s[8]) <= grace then
-  return {'replayed', s[1], s[2], s[3], s[7]}
+if s[5] == presented and now - tonumber(s[7]) <= grace then
+  local current = redis.call('GET', KEYS[2])
+  if current then return {'replayed', s[1], s[2], s[3], current} end
 end
 local reused = (s[5] == presented)
 local old = s[6] or ''
@@ -202,7 +212,7 @@ return {'unknown'}
 
 // Rotate implements Store.
 func (r *Redis) Rotate(ctx context.Context, rot Rotation) (RotateResult, error) {
-	v, err := rotateScript.Run(ctx, r.c, []string{r.key("sess:", rot.SessionID)},
+	v, err := rotateScript.Run(ctx, r.c, []string{r.key("sess:", rot.SessionID), r.key("seal:", rot.SessionID)},
 		rot.SessionID, rot.Presented[:], rot.Next[:], rot.NextSealed,
 		rot.Now.UnixMilli(), rot.Grace.Milliseconds(), r.prefix, HistoryLen).StringSlice()
 	if err != nil {
@@ -244,7 +254,8 @@ func (r *Redis) RevokeSession(ctx context.Context, id string, presented *Hash) (
 	if presented != nil {
 		p = string(presented[:])
 	}
-	v, err := revokeSessionScript.Run(ctx, r.c, []string{r.key("sess:", id)}, id, p, r.prefix).StringSlice()
+	keys := []string{r.key("sess:", id), r.key("seal:", id)}
+	v, err := revokeSessionScript.Run(ctx, r.c, keys, id, p, r.prefix).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNotFound
 	}
@@ -261,6 +272,7 @@ func (r *Redis) RevokeSession(ctx context.Context, id string, presented *Hash) (
 var revokeUserScript = redis.NewScript(`
 local ids = {}
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. 'seal:' .. sid)
   if redis.call('DEL', ARGV[1] .. 'sess:' .. sid) == 1 then
     table.insert(ids, sid)
     redis.call('PUBLISH', ARGV[1] .. 'revocations', cjson.encode({k = 's', s = sid, u = ARGV[2]}))

@@ -16,7 +16,8 @@ var (
 type Hash [32]byte
 
 // HistoryLen is how many refresh tokens older than the previous one a
-// session remembers for reuse detection.
+// session remembers for reuse detection; an older one is Unknown, not
+// Reused (see the package doc).
 const HistoryLen = 16
 
 // User is an account.
@@ -67,7 +68,8 @@ type Rotation struct {
 	Presented Hash
 	Next      Hash
 	// NextSealed is the next token sealed under the presented one
-	// (token.Seal); it is what a Replayed outcome hands back later.
+	// (token.Seal); it is what a Replayed outcome hands back later. The
+	// store keeps it for Grace only.
 	NextSealed []byte
 	Now        time.Time
 	Grace      time.Duration

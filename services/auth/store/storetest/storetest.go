@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -13,8 +14,17 @@ import (
 	"switchboard/services/auth/store"
 )
 
-// Factory returns a fresh, empty store; the suite closes it.
+// Factory returns a fresh, empty store; the suite closes it. The store
+// must also implement Inspector.
 type Factory func(t *testing.T) store.Store
+
+// Inspector is what the suite needs besides store.Store to check that a
+// secret is gone: Kept returns every value the store holds (refresh token
+// hashes, sealed tokens, and anything else), however it is laid out. Tests
+// of an implementation give it one, typically in an export_test.go file.
+type Inspector interface {
+	Kept(ctx context.Context) ([][]byte, error)
+}
 
 const grace = 10 * time.Second
 
@@ -28,6 +38,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"SessionLifetime", testSessionLifetime},
 		{"RotateNormal", testRotateNormal},
 		{"RotateReplayWithinGrace", testReplayWithinGrace},
+		{"SealedTokenGoneAfterGrace", testSealedGoneAfterGrace},
 		{"RotateReuseAfterGraceRevokes", testReuseAfterGrace},
 		{"RotateOldTokenRevokes", testOldTokenRevokes},
 		{"RotateUnknownTokenChangesNothing", testUnknownToken},
@@ -197,6 +208,61 @@ func testReplayWithinGrace(t *testing.T, s store.Store) {
 	if res, err := s.Rotate(ctx(t), rotation("s1", h1, hash(t), now.Add(grace))); err != nil || res.Outcome != store.Rotated {
 		t.Fatalf("current token after a replay = %v, %v", res.Outcome, err)
 	}
+}
+
+// testSealedGoneAfterGrace: the sealed current token is kept while the
+// previous token may still be replayed, and nowhere in the store once the
+// grace (by the wall clock) is over; with no grace it is never kept.
+func testSealedGoneAfterGrace(t *testing.T, s store.Store) {
+	sess, h0 := newSession(t, s, "s1")
+	h1 := hash(t)
+	rot := rotation("s1", h0, h1, time.Now())
+	rot.NextSealed, rot.Grace = secret(t), time.Second
+	if res, err := s.Rotate(ctx(t), rot); err != nil || res.Outcome != store.Rotated {
+		t.Fatalf("rotate = %v, %v", res.Outcome, err)
+	}
+	if !keeps(t, s, rot.NextSealed) {
+		t.Fatal("the sealed token is not kept within the grace")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for keeps(t, s, rot.NextSealed) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sealed token is still kept 4s after the grace")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rot = rotation("s1", h1, hash(t), time.Now())
+	rot.NextSealed, rot.Grace = secret(t), 0
+	if res, err := s.Rotate(ctx(t), rot); err != nil || res.Outcome != store.Rotated {
+		t.Fatalf("rotate without grace = %v, %v", res.Outcome, err)
+	}
+	if keeps(t, s, rot.NextSealed) {
+		t.Fatal("the sealed token is kept with no grace")
+	}
+	if _, err := s.Session(ctx(t), "s1", sess.Created); err != nil {
+		t.Fatalf("session after the rotations: %v", err)
+	}
+}
+
+// secret returns 48 random bytes, too many to occur in a store by chance.
+func secret(t *testing.T) []byte {
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// keeps says whether any value the store holds contains b.
+func keeps(t *testing.T, s store.Store, b []byte) bool {
+	t.Helper()
+	insp, ok := s.(Inspector)
+	if !ok {
+		t.Fatalf("%T does not implement storetest.Inspector", s)
+	}
+	kept, err := insp.Kept(ctx(t))
+	must(t, err)
+	return slices.ContainsFunc(kept, func(v []byte) bool { return bytes.Contains(v, b) })
 }
 
 func testReuseAfterGrace(t *testing.T, s store.Store) {
