@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"switchboard/libs/proctest"
 )
 
 // chromiumPath is Debian's chromium unless $CHROMIUM names another.
@@ -27,16 +29,21 @@ func chromiumPath(t *testing.T) string {
 	return path
 }
 
-// artifactDir is where screenshots go: $SWITCHBOARD_ARTIFACTS, else the
-// test's temporary folder.
+// artifactDir is where screenshots go and stay after the test:
+// $SWITCHBOARD_ARTIFACTS, else artifacts/browsertest at the repository's
+// root, which git ignores.
 func artifactDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("SWITCHBOARD_ARTIFACTS")
 	if dir == "" {
-		return t.TempDir()
+		root, err := proctest.RepoRoot()
+		if err != nil {
+			t.Fatalf("screenshot folder: %v", err)
+		}
+		dir = filepath.Join(root, "artifacts", "browsertest")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("SWITCHBOARD_ARTIFACTS: %v", err)
+		t.Fatalf("screenshot folder %s: %v", dir, err)
 	}
 	return dir
 }

@@ -10,7 +10,9 @@
 //
 // The tests fail, never skip, when /usr/bin/chromium (or $CHROMIUM) is
 // missing: `.ci/run` installs it. Screenshots go to the folder named by
-// SWITCHBOARD_ARTIFACTS, or to the test's temporary folder.
+// SWITCHBOARD_ARTIFACTS, else to artifacts/browsertest at the repository's
+// root (git-ignored); they are kept after the run, each run overwriting
+// the files of the same names.
 //
 // Concurrency: each test owns its stack and browser; tests that wait on
 // token lifetimes run in parallel with the others.
