@@ -35,7 +35,10 @@
 //
 // LRU evicts the entry least recently read or set. LFU evicts the entry
 // read or set the fewest times since it was added, the least recently
-// used of those on a tie; an entry's count is forgotten when it leaves.
+// used of those on a tie; an entry's count is forgotten when it leaves,
+// and the entry being added is never its own victim (the rule chooses
+// among the entries present before it, so a newcomer is not evicted at
+// once for its count of 1).
 // FIFO evicts the entry added first; reads and overwrites do not move an
 // entry. TinyLFU (the default) is W-TinyLFU: a small LRU window admits new
 // entries, and an entry leaving the window enters the segmented-LRU main
