@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"switchboard/libs/config"
+	"switchboard/libs/server"
 	"switchboard/services/gateway/broker"
 	"switchboard/services/gateway/connection"
 )
@@ -49,6 +50,24 @@ type Config struct {
 	// MaxPerUser caps one user's connections on this replica.
 	// GATEWAY_MAX_CONNECTIONS_PER_USER, 20.
 	MaxPerUser int
+	// MaxPerAddress caps the connections, WebSocket and event-stream, of
+	// one client address on this replica; past it an upgrade or a stream
+	// is refused with HTTP 429. GATEWAY_MAX_CONNECTIONS_PER_ADDRESS, 100;
+	// 0: no limit.
+	MaxPerAddress int
+	// TrustedProxies are the networks of reverse proxies (the load
+	// balancer) whose X-Forwarded-For, read from the right, names the
+	// client address that MaxPerAddress counts. GATEWAY_TRUSTED_PROXIES,
+	// CIDRs; empty: none, the peer is the client.
+	TrustedProxies server.TrustedProxies
+	// HeaderTimeout bounds the reading of a request's headers, so a
+	// handshake that never finishes holds its socket no longer.
+	// GATEWAY_HEADER_TIMEOUT, 5s; 0: 5s.
+	HeaderTimeout time.Duration
+	// MaxCallTime bounds the work of one PublishService call whose client
+	// sets no sooner deadline; such a call is answered DEADLINE_EXCEEDED.
+	// GATEWAY_MAX_CALL_TIME, 10s; 0: 10s.
+	MaxCallTime time.Duration
 	// Drain spreads the closing of connections at shutdown.
 	// GATEWAY_DRAIN, 10s.
 	Drain time.Duration
@@ -99,6 +118,9 @@ func FromEnv(env *config.Env) (Config, error) {
 		CompressionThreshold: env.Bytes("GATEWAY_COMPRESSION_THRESHOLD", 2<<10, 0, 1<<20),
 		MaxConnections:       env.Int("GATEWAY_MAX_CONNECTIONS", 100_000, 1, 10_000_000),
 		MaxPerUser:           env.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20, 1, 100_000),
+		MaxPerAddress:        env.Int("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", 100, 0, 10_000_000),
+		HeaderTimeout:        env.Duration("GATEWAY_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		MaxCallTime:          env.Duration("GATEWAY_MAX_CALL_TIME", defaultMaxCallTime, 100*time.Millisecond, 5*time.Minute),
 		Drain:                env.Duration("GATEWAY_DRAIN", 10*time.Second, 0, 10*time.Minute),
 		AuthCacheEntries:     env.Int("GATEWAY_AUTH_CACHE_ENTRIES", 100_000, 1, 10_000_000),
 		AuthCacheTTL:         env.Duration("GATEWAY_AUTH_CACHE_TTL", time.Minute, time.Second, time.Hour),
@@ -131,6 +153,11 @@ func FromEnv(env *config.Env) (Config, error) {
 			MaxRooms:        env.Int("GATEWAY_MAX_ROOMS", 100, 1, 100_000),
 		},
 	}
+	proxies, err := server.ParseTrustedProxies(env.List("GATEWAY_TRUSTED_PROXIES", nil))
+	if err != nil {
+		env.Fail("GATEWAY_TRUSTED_PROXIES", "%v", err)
+	}
+	c.TrustedProxies = proxies
 	if int64(c.Conn.QueueBytes) < 2*c.Conn.MaxMessageBytes {
 		env.Fail("GATEWAY_QUEUE_BYTES", "%d is less than twice GATEWAY_MAX_MESSAGE_BYTES (%d): one message could fill a queue",
 			c.Conn.QueueBytes, c.Conn.MaxMessageBytes)

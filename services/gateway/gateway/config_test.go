@@ -24,13 +24,19 @@ func TestFromEnv(t *testing.T) {
 			h.User.TTL != time.Hour || h.IdempotencyWindow != 5*time.Minute {
 			t.Fatalf("history defaults %+v", h)
 		}
+		if cfg.MaxPerAddress != 100 || len(cfg.TrustedProxies) != 0 || cfg.HeaderTimeout != 5*time.Second ||
+			cfg.MaxCallTime != 10*time.Second {
+			t.Fatalf("abuse defaults %+v", cfg)
+		}
 	})
 	t.Run("set", func(t *testing.T) {
 		cfg, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "2MiB", "GATEWAY_ALLOWED_ORIGINS": "a.example, *.b.example",
 			"GATEWAY_RATE": "5", "GATEWAY_DRAIN": "30s",
 			"GATEWAY_HISTORY_CONVERSATION_SIZE": "50", "GATEWAY_HISTORY_USER_TTL": "10m",
-			"GATEWAY_IDEMPOTENCY_WINDOW": "1m",
+			"GATEWAY_IDEMPOTENCY_WINDOW":          "1m",
+			"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "0", "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8",
+			"GATEWAY_HEADER_TIMEOUT": "2s", "GATEWAY_MAX_CALL_TIME": "3s",
 		})))
 		if err != nil {
 			t.Fatal(err)
@@ -41,6 +47,10 @@ func TestFromEnv(t *testing.T) {
 		if cfg.History.Conversation.Size != 50 || cfg.History.User.TTL != 10*time.Minute ||
 			cfg.History.IdempotencyWindow != time.Minute {
 			t.Fatalf("history %+v", cfg.History)
+		}
+		if cfg.MaxPerAddress != 0 || len(cfg.TrustedProxies) != 2 || cfg.HeaderTimeout != 2*time.Second ||
+			cfg.MaxCallTime != 3*time.Second {
+			t.Fatalf("abuse settings %+v", cfg)
 		}
 	})
 	t.Run("queue smaller than two messages", func(t *testing.T) {
@@ -54,12 +64,13 @@ func TestFromEnv(t *testing.T) {
 	t.Run("every bad variable is named", func(t *testing.T) {
 		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "lots", "GATEWAY_PING_INTERVAL": "-1s", "GATEWAY_LOG_LEVEL": "loud",
-			"GATEWAY_HISTORY_USER_SIZE": "0",
+			"GATEWAY_HISTORY_USER_SIZE": "0", "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33",
 		})))
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL", "GATEWAY_HISTORY_USER_SIZE"} {
+		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL", "GATEWAY_HISTORY_USER_SIZE",
+			"GATEWAY_TRUSTED_PROXIES"} {
 			if !strings.Contains(err.Error(), name) {
 				t.Errorf("error %q does not name %s", err, name)
 			}

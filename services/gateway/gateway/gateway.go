@@ -38,6 +38,10 @@ import (
 // drain.
 const shutdownGrace = 5 * time.Second
 
+// defaultMaxCallTime bounds a PublishService call when the Config leaves
+// MaxCallTime zero.
+const defaultMaxCallTime = 10 * time.Second
+
 // Options are what New needs besides the Config.
 type Options struct {
 	// Auth is the auth service's client, with the credential attached.
@@ -67,6 +71,7 @@ type Gateway struct {
 	web     http.Handler
 	deps    connection.Deps
 	streams *sse.Registry // connections on the event-stream fallback
+	addrs   *addrLimit    // connections per client address
 	node    string        // this replica's name, the prefix of its connection ids
 
 	// Safe on their own.
@@ -88,11 +93,15 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
+	if cfg.MaxCallTime == 0 {
+		cfg.MaxCallTime = defaultMaxCallTime
+	}
 	g := &Gateway{
 		cfg: cfg, log: opts.Logger, reg: opts.Registry, web: opts.Web,
 		metrics: telemetry.New(opts.Registry),
 		live:    make(map[*connection.Conn]struct{}),
 		streams: sse.NewRegistry(),
+		addrs:   newAddrLimit(cfg.MaxPerAddress, cfg.TrustedProxies),
 		node:    newNode(),
 	}
 	g.hub = hub.New(hub.Options{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser, Metrics: g.metrics})
@@ -199,7 +208,7 @@ func (g *Gateway) Hub() *hub.Hub { return g.hub }
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", g.serveWS)
-	mux.HandleFunc("GET /sse", g.cors(g.serveSSE))
+	mux.HandleFunc("GET /sse", g.cors(g.limitAddress(g.serveSSE)))
 	mux.HandleFunc("POST /sse/{id}", g.cors(g.servePost))
 	mux.HandleFunc("OPTIONS /sse", g.cors(nil))
 	mux.HandleFunc("OPTIONS /sse/{id}", g.cors(nil))
@@ -232,12 +241,19 @@ func bearerToken(r *http.Request) string {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	addr, ok := g.addrs.acquire(r)
+	if !ok {
+		refuseAddress(w)
+		return
+	}
 	if !g.admit() {
+		g.addrs.release(addr)
 		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := websocket.Accept(smallBuffers{w}, r, g.accept)
 	if err != nil {
+		g.addrs.release(addr)
 		g.conns.Done()
 		return // Accept answered the client; its error may quote the request
 	}
@@ -250,6 +266,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// itself are released: an idle connection costs one small stack.
 	go func() {
 		defer g.conns.Done()
+		defer g.addrs.release(addr)
 		defer g.track(c, false)
 		c.Serve(context.Background(), token)
 	}()
@@ -286,9 +303,12 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) erro
 	defer stopServers()
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
-	wg.Go(func() { errc <- server.ServeHTTP(srvCtx, httpLis, server.NewHTTPServer(g.Handler()), shutdownGrace) })
+	wg.Go(func() { errc <- server.ServeHTTP(srvCtx, httpLis, g.httpServer(), shutdownGrace) })
 	if grpcLis != nil {
-		gs := server.NewGRPC(server.GRPCOptions{Registry: g.reg, Logger: g.log, MaxRecvBytes: int(g.cfg.Conn.MaxMessageBytes) + 4096})
+		gs := server.NewGRPC(server.GRPCOptions{
+			Registry: g.reg, Logger: g.log, MaxRecvBytes: int(g.cfg.Conn.MaxMessageBytes) + 4096,
+			MaxCallTime: g.cfg.MaxCallTime,
+		})
 		gatewayv1.RegisterPublishServiceServer(gs, g.publish)
 		gs.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		wg.Go(func() { errc <- gs.Serve(srvCtx, grpcLis, shutdownGrace) })
@@ -312,6 +332,16 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) erro
 	g.closeBroker()
 	g.auth.Close()
 	return err
+}
+
+// httpServer is the replica's HTTP server: the shared timeouts, with the
+// header timeout of the Config when it sets one.
+func (g *Gateway) httpServer() *http.Server {
+	srv := server.NewHTTPServer(g.Handler())
+	if g.cfg.HeaderTimeout > 0 {
+		srv.ReadHeaderTimeout = g.cfg.HeaderTimeout
+	}
+	return srv
 }
 
 // awaitNode waits a little for the subscription that forwarded requests
