@@ -32,6 +32,8 @@ type State int
 // The states.
 const (
 	StateConnecting State = iota + 1
+	// StateConnected is reported once per connection, when the client's
+	// rooms have been joined again, with their Recovery.
 	StateConnected
 	StateDisconnected
 	StateClosed // Run returned
@@ -43,6 +45,8 @@ func (s State) String() string {
 
 // Event tells a handler what changed.
 type Event struct {
+	// State is the state entered; zero when the event reports something
+	// else (a room left, a refresh, the recovery after a resync push).
 	State State
 	// CloseCode is the server's close code when disconnected (0: none).
 	CloseCode int
@@ -54,11 +58,14 @@ type Event struct {
 	Left, Reason string
 	// Refreshed is set when the token was refreshed in-band.
 	Refreshed bool
-	// Recovery is set once the rooms that had a position were joined again
-	// (after a reconnect, or after a resync push): for each, true when
-	// every message after the position was delivered, false when the
-	// gateway answered that it is not recoverable or did not answer, in
-	// which case messages may have been missed.
+	// Recovery names the rooms that had a position and were joined again:
+	// on the StateConnected event of a reconnect, and on an event without
+	// State after a resync push. For each, true when every message after
+	// the position was delivered; false when the gateway answered that it
+	// is not recoverable, or the rejoin did not complete (the connection
+	// ended first: the next connection reports the room again), in which
+	// case messages may have been missed. A room the gateway refused is
+	// reported by Left instead.
 	Recovery map[string]bool
 }
 
@@ -133,6 +140,10 @@ type Client struct {
 
 	// Safe on its own.
 	rtt atomic.Int64 // last ping round trip in ns; 0: none yet
+
+	// Held while OnMessage or OnEvent runs, so that they run one at a
+	// time. Taken with no other lock held.
+	handlers sync.Mutex
 
 	// Guarded by mu.
 	mu      sync.Mutex
@@ -213,6 +224,8 @@ func (c *Client) emit(e Event) {
 		c.mu.Unlock()
 	}
 	if c.opts.OnEvent != nil {
+		c.handlers.Lock()
+		defer c.handlers.Unlock()
 		c.opts.OnEvent(e)
 	}
 }

@@ -8,8 +8,10 @@
 // Recovery: the client keeps the last position (epoch, offset) seen in
 // each room, its user room included, and names it when it joins again
 // after a reconnect or a resync push, so that the gateway sends what was
-// missed first; the Event's Recovery says, per room, whether that
-// succeeded. Messages at or before the last position of the same epoch are
+// missed first. The StateConnected event of every connection comes once
+// the rooms are joined again and its Recovery says, per room that had a
+// position, whether that succeeded; after a resync push an event without
+// State says it for the one room. Messages at or before the last position of the same epoch are
 // dropped, so a recovery overlapping live messages delivers none twice.
 // After a resync push the missed messages can come after later live ones:
 // until the rejoin answers, the client tells apart by offset (up to 10,000
@@ -29,7 +31,8 @@
 //     or not).
 //
 // Concurrency: every method of Client is safe for concurrent use. Handlers
-// (OnMessage, OnEvent) are called from the client's reader goroutine, one
-// at a time, in the order frames arrive; they must not block for long and
-// must not wait on a request of the same client.
+// (OnMessage, OnEvent) are called one at a time, never concurrently;
+// messages in the order frames arrive, a recovery's event after the
+// messages it sent. They must not block for long and must not wait on a
+// request of the same client.
 package gatewayclient

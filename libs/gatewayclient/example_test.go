@@ -16,7 +16,8 @@ type staticToken string
 func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }
 
 // A client that joins a conversation, prints what arrives and reports its
-// connection's state and quality.
+// connection's state and quality, and the rooms whose missed messages it
+// could not recover after a reconnect.
 func Example() {
 	ctx := context.Background()
 	var c *gatewayclient.Client
@@ -33,6 +34,11 @@ func Example() {
 			case e.State == gatewayclient.StateConnected:
 				_, q := c.Latency()
 				fmt.Println("connected; quality", q)
+				for room, ok := range e.Recovery {
+					if !ok {
+						fmt.Printf("%s may have missed messages: reload it\n", room)
+					}
+				}
 			case e.State == gatewayclient.StateDisconnected:
 				fmt.Printf("disconnected (close code %d); retry in %s\n", e.CloseCode, e.Retry)
 			}

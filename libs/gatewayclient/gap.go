@@ -79,3 +79,17 @@ func (c *Client) endRejoin(room string, join int) (complete, latest bool) {
 	delete(c.gaps, room)
 	return !g.overflow, true
 }
+
+// latestRejoin reports whether join, a rejoin that did not complete, is
+// the one to report room's recovery: room is still wanted (a refused or
+// left room is reported by Left, if at all), and join is a rejoin without
+// a gap or the latest for a gap still open.
+func (c *Client) latestRejoin(room string, join int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.rooms[room] {
+		return false
+	}
+	g := c.gaps[room]
+	return join == 0 || g != nil && g.join == join
+}

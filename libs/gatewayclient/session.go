@@ -114,18 +114,47 @@ func (c *Client) untilRefresh() time.Duration {
 }
 
 // rejoin joins every room the client wants, naming the last position
-// seen in each, drops those refused and reports which recovered.
+// seen in each, drops those refused, then reports the connection
+// connected with the recovery of the rooms that had a position. A
+// connection that ended before its rooms were joined again reports their
+// recovery without a state change.
 func (s *session) rejoin(ctx context.Context) {
 	s.c.mu.Lock()
 	rooms := slices.Collect(maps.Keys(s.c.rooms))
 	s.c.mu.Unlock()
-	s.recover(ctx, rooms)
+	e := Event{Recovery: s.recover(ctx, rooms)}
+	if s.alive() {
+		e.State = StateConnected
+	}
+	if e.State != 0 || len(e.Recovery) > 0 {
+		s.c.emit(e)
+	}
 }
 
-// recover joins rooms again and emits the recovery of those that had a
-// position: an open gap's start, else the last one seen. A gap's recovery
-// is reported by its latest rejoin only.
-func (s *session) recover(ctx context.Context, rooms []string) {
+// resync joins room again after a resync push and reports its recovery.
+func (s *session) resync(room string) {
+	if recovery := s.recover(s.ctx, []string{room}); len(recovery) > 0 {
+		s.c.emit(Event{Recovery: recovery})
+	}
+}
+
+// alive reports whether the connection is still open.
+func (s *session) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// recover joins rooms again and returns the recovery of those that had a
+// position (nil when none had): an open gap's start, else the last one
+// seen. A rejoin that did not complete (the connection ended first, or
+// the answer was malformed) reports false; a refused room is reported by
+// Left instead. A gap's recovery is reported by its latest rejoin only;
+// an incomplete one leaves the gap open for the next.
+func (s *session) recover(ctx context.Context, rooms []string) map[string]bool {
 	recovery := make(map[string]bool)
 	for _, room := range rooms {
 		p, had, join := s.c.startRejoin(room)
@@ -134,17 +163,22 @@ func (s *session) recover(ctx context.Context, rooms []string) {
 			since = &p
 		}
 		res, joined := s.joinRetrying(ctx, room, since)
-		if !joined {
-			continue
-		}
-		complete, latest := s.c.endRejoin(room, join)
-		if had && latest {
-			recovery[room] = res.Recovered != nil && *res.Recovered && complete
+		switch {
+		case !had:
+		case !joined:
+			if s.c.latestRejoin(room, join) {
+				recovery[room] = false
+			}
+		default:
+			if complete, latest := s.c.endRejoin(room, join); latest {
+				recovery[room] = res.Recovered != nil && *res.Recovered && complete
+			}
 		}
 	}
-	if len(recovery) > 0 {
-		s.c.emit(Event{Recovery: recovery})
+	if len(recovery) == 0 {
+		return nil
 	}
+	return recovery
 }
 
 // joinRetrying joins room, retrying with backoff while the gateway answers
@@ -279,7 +313,9 @@ func (s *session) dispatch(f protocol.Frame) {
 			return // seen already: a recovery overlapping live messages
 		}
 		if h := s.c.opts.OnMessage; h != nil {
+			s.c.handlers.Lock()
 			h(Message{Room: f.Room, Data: f.Data, Position: pos})
+			s.c.handlers.Unlock()
 		}
 	case protocol.TypeResync:
 		// Opened here, before any later frame: the gap starts at the
@@ -289,7 +325,7 @@ func (s *session) dispatch(f protocol.Frame) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.recover(s.ctx, []string{f.Room})
+			s.resync(f.Room)
 		}()
 	case protocol.TypeConnected:
 		s.onConnected(f)
@@ -344,7 +380,6 @@ func (s *session) onConnected(f protocol.Frame) {
 	default:
 		close(s.connected)
 	}
-	s.c.emit(Event{State: StateConnected})
 }
 
 func (c *Client) forget(room string) {
