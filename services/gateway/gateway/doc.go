@@ -8,6 +8,14 @@
 //   - Config: every setting of the replica, read by FromEnv.
 //   - Gateway: one replica; Serve runs it until its ctx ends, then drains.
 //
+// Limits applied before a connection is served: the request's headers
+// must arrive within the header timeout; one client address (behind the
+// trusted proxies, the one X-Forwarded-For names) holds at most
+// MaxPerAddress WebSockets and event streams together, past which the
+// upgrade is answered 429; the replica's and the user's own caps follow
+// as close codes once the token is known. PublishService caps a message
+// at the inbound limit plus 4 KiB and bounds a call by MaxCallTime.
+//
 // Shutdown, in order: /readyz answers 503 and /ws refuses new connections;
 // open connections are closed with the "restarting" code spread over the
 // drain period, so their clients do not reconnect all at once; then the
