@@ -150,6 +150,7 @@ func TestOrigin(t *testing.T) {
 			}
 		})
 	}
+	servedAfterAbuse(t, a, r)
 }
 
 // A token that expires without a refresh closes the connection after the

@@ -14,6 +14,7 @@ import (
 	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/broker"
 	"switchboard/services/gateway/gateway"
+	"switchboard/services/gateway/internal/fakeauth"
 )
 
 // Bad frames get their documented answer and the replica stays healthy.
@@ -94,11 +95,29 @@ func TestBadFrames(t *testing.T) {
 			t.Fatalf("got %v, want rate_limited", f.Error)
 		}
 	})
+	for _, on := range []*replica{r, strict} {
+		servedAfterAbuse(t, a, on)
+	}
+}
+
+// servedAfterAbuse checks that a replica is still ready and serves a
+// well-behaved client: it connects, and gets a message published to it.
+func servedAfterAbuse(t *testing.T, a *fakeauth.Auth, r *replica) {
+	t.Helper()
 	resp, err := http.Get(r.http + "/readyz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("replica unhealthy after bad frames: %v %v", resp, err)
+	if err != nil {
+		t.Fatalf("replica unhealthy after the abuse: %v", err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("replica unhealthy after the abuse: %s", resp.Status)
+	}
+	c := dial(t, r, a.Issue("grace", "s-well-behaved", time.Hour))
+	c.connected()
+	publishHTTP(t, r, "user:grace", `"still served"`)
+	if m := c.message("user:grace"); string(m.Data) != `"still served"` {
+		t.Fatalf("well-behaved client got %+v", m)
+	}
 }
 
 // A client that never reads is closed as a slow consumer; a member of the

@@ -254,6 +254,12 @@ func TestSSEOrigin(t *testing.T) {
 			}
 		})
 	}
+	c := dialSSE(t, r, a.Issue("alice", "s1", time.Hour))
+	c.connected()
+	publishHTTP(t, r, "user:alice", `"still served"`)
+	if m := c.frame("message", isMessage); string(m.Data) != `"still served"` {
+		t.Fatalf("well-behaved stream after the refusals got %+v", m)
+	}
 }
 
 // Without a sticky load balancer a request may reach another replica: it is
