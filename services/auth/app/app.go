@@ -51,8 +51,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		closeStore()
 		return nil, err
 	}
-	if cfg.Embedded {
-		if err := seedDemo(ctx, a); err != nil {
+	if cfg.Demo {
+		if err := seedDemo(ctx, a, log); err != nil {
 			closeStore()
 			return nil, err
 		}
@@ -191,13 +191,21 @@ func newAuthority(cfg Config, st store.Store, log *slog.Logger) (*authority.Auth
 	return a, keys, nil
 }
 
-// seedDemo adds the demo user and conversation of the embedded default.
-func seedDemo(ctx context.Context, a *authority.Authority) error {
+// seedDemo adds the demo user and conversation (AUTH_DEMO, or the
+// embedded default). A demo user already in the store is kept as it is,
+// password included, so that replicas and restarts may all seed.
+func seedDemo(ctx context.Context, a *authority.Authority, log *slog.Logger) error {
 	_, err := a.CreateUser(ctx, DemoEmail, DemoPassword, DemoUserID)
-	if err != nil && authority.KindOf(err) != authority.AlreadyExists {
+	switch {
+	case authority.KindOf(err) == authority.AlreadyExists:
+		log.Info("demo user already in the store; kept as it is", "email", DemoEmail)
+	case err != nil:
 		return fmt.Errorf("demo user: %w", err)
 	}
-	return a.GrantAccess(ctx, DemoUserID, DemoConversation)
+	if err := a.GrantAccess(ctx, DemoUserID, DemoConversation); err != nil {
+		return fmt.Errorf("demo conversation: %w", err)
+	}
+	return nil
 }
 
 func warn(cfg Config, log *slog.Logger) {
@@ -205,6 +213,9 @@ func warn(cfg Config, log *slog.Logger) {
 		log.Warn("AUTH_SERVICE_CREDENTIAL is unset: trusted calls accept the documented dev credential; set one outside local runs")
 	} else if cfg.Credential == "" {
 		log.Warn("AUTH_SERVICE_CREDENTIAL is unset: every trusted call is refused")
+	}
+	if cfg.Demo && !cfg.Embedded {
+		log.Warn("AUTH_DEMO is set: Redis holds the demo user with its documented password; never set it on a shared store")
 	}
 	if cfg.SigningKeyFile == "" && !cfg.Embedded {
 		log.Warn("AUTH_SIGNING_KEY_FILE is unset with Redis: other replicas will refuse this one's tokens")

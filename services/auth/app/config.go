@@ -13,8 +13,10 @@ import (
 	"switchboard/services/auth/token"
 )
 
-// The embedded default's demo account and dev credential, documented in
-// the README; never used when a Redis URL is set.
+// The demo account and dev credential, documented in the README. The
+// embedded default has both; with a Redis URL the demo account is added
+// only under AUTH_DEMO (make run sets it), and the dev credential never
+// applies.
 const (
 	DemoEmail        = "agent@example.com"
 	DemoPassword     = "switchboard-demo"
@@ -78,6 +80,10 @@ type Config struct {
 	MaxRevocationWatchers int
 	LogLevel              slog.Level // AUTH_LOG_LEVEL, info
 
+	// Demo is AUTH_DEMO, false: add the demo user and conversation to the
+	// store at start, keeping a demo user already there. Always true in the
+	// embedded default.
+	Demo bool
 	// Embedded is true when RedisURL is empty.
 	Embedded bool
 	// UsedDevCredential is true when Credential fell back to DevCredential.
@@ -91,6 +97,7 @@ func Load(env *config.Env) (Config, error) {
 		HTTPAddr:    env.String("AUTH_HTTP_ADDR", "127.0.0.1:7201"),
 		RedisURL:    env.String("AUTH_REDIS_URL", env.String("REDIS_URL", "")),
 		RedisPrefix: env.String("AUTH_REDIS_PREFIX", "auth:"),
+		Demo:        env.Bool("AUTH_DEMO", false),
 		Issuer:      env.String("AUTH_ISSUER", "switchboard-auth"),
 		Audience:    env.String("AUTH_AUDIENCE", "switchboard"),
 
@@ -140,6 +147,7 @@ func Load(env *config.Env) (Config, error) {
 // check applies the rules that span several settings.
 func (c *Config) check(env *config.Env) {
 	c.Embedded = c.RedisURL == ""
+	c.Demo = c.Demo || c.Embedded
 	if c.Credential == "" && c.Embedded {
 		c.Credential, c.UsedDevCredential = DevCredential, true
 	}
@@ -161,7 +169,10 @@ func (c *Config) check(env *config.Env) {
 func (c Config) String() string {
 	s := "store=redis"
 	if c.Embedded {
-		s = fmt.Sprintf("store=memory demo_user=%s demo_conversation=%s", DemoEmail, DemoConversation)
+		s = "store=memory"
+	}
+	if c.Demo {
+		s += fmt.Sprintf(" demo_user=%s demo_conversation=%s", DemoEmail, DemoConversation)
 	}
 	keys := "keys=file"
 	if c.SigningKeyFile == "" {

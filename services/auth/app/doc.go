@@ -8,7 +8,8 @@
 //   - Service: one running auth replica with its listeners.
 //   - embedded default: no Redis URL; an in-memory store, keys generated
 //     at start, a dev service credential and a demo user (DemoEmail,
-//     DemoPassword) allowed into conversation DemoConversation.
+//     DemoPassword) allowed into conversation DemoConversation. With Redis,
+//     AUTH_DEMO adds the same demo user and conversation to it.
 //
 // Concurrency: Start returns a Service whose goroutines end when its
 // context is cancelled; Wait returns once they have.
