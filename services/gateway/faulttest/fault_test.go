@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -45,6 +46,11 @@ func TestReplicaKilled(t *testing.T) {
 	wg.Wait()
 	rec := caughtUp(t, rcs, 200, start)
 	assertClean(t, account(t, "replica SIGKILL", p, rcs, rec, settle))
+	for i, rc := range rcs {
+		if n := rc.connections(); n < 2 {
+			t.Fatalf("receiver %d reported %d connections; want a reconnection after the kill", i, n)
+		}
+	}
 }
 
 // The pub/sub connection of the receivers' replica is killed mid-stream:
@@ -118,8 +124,9 @@ func TestOffline(t *testing.T) {
 	}
 }
 
-// Redis restarts empty: epochs change, and every receiver that may have
-// missed messages is told.
+// Redis restarts empty: epochs change, every receiver that may have
+// missed messages of the old epoch is told, and none misses an
+// acknowledged message of the new one.
 func TestRedisRestarted(t *testing.T) {
 	s := newStack(t)
 	a, b := s.replica(), s.replica()
@@ -127,7 +134,10 @@ func TestRedisRestarted(t *testing.T) {
 	rcs := receivers(s, 3, room, a.ws())
 	p := newPublisher(room, b)
 	p.run(30, 2*time.Millisecond)
-	before := p.ackedSet()[30].Epoch
+	first, ok := p.ackedSet()[30]
+	if !ok {
+		t.Fatal("message 30, before the restart, was not acknowledged")
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { p.run(100, 5*time.Millisecond) })
@@ -137,21 +147,31 @@ func TestRedisRestarted(t *testing.T) {
 	wg.Wait()
 	rec := caughtUp(t, rcs, 100, start)
 	sum := account(t, "redis restart", p, rcs, rec, settle)
-	if after := p.ackedSet()[130].Epoch; after == before {
-		t.Fatalf("epoch %s survived a restart without persistence", after)
+	acked := p.ackedSet()
+	last, ok := acked[130]
+	if !ok {
+		t.Fatal("message 130, after the restart, was not acknowledged")
+	}
+	if last.Epoch == first.Epoch {
+		t.Fatalf("epoch %s survived a restart without persistence", first.Epoch)
 	}
 	if sum.Duplicates != 0 || sum.Order != 0 {
 		t.Fatalf("%+v: want no duplicates nor order violations", sum)
 	}
+	after := ackedIn(acked, first.Epoch)
 	for i, rc := range rcs {
-		if missing(rc, p.ackedSet()) > 0 && !rc.flagged() {
+		if n := missing(rc, after); n > 0 {
+			t.Fatalf("receiver %d lost %d of the %d messages acknowledged in the new epoch", i, n, len(after))
+		}
+		if missing(rc, acked) > 0 && !rc.flagged() {
 			t.Fatalf("receiver %d lost messages without being told", i)
 		}
 	}
 }
 
-// Redis paused: a publish fails within its deadline; retried with the same
-// key after Redis resumes, it is delivered once.
+// Redis paused: a publish fails with an error within the gateway's request
+// timeout; retried with the same key after Redis resumes, it is delivered
+// once.
 func TestRedisPaused(t *testing.T) {
 	s := newStack(t)
 	a := s.replica()
@@ -164,13 +184,19 @@ func TestRedisPaused(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	_, err := publishOnce(ctx, a, room, 11, "paused-11")
-	cancel()
 	failedIn := time.Since(start)
+	cancel()
 	s.redis.Resume()
 	if err == nil {
 		t.Fatal("a publish to a paused Redis succeeded")
 	}
 	t.Logf("publish to a paused Redis failed after %v: %v", failedIn, err)
+	// A correctness bound, not a timing target: the gateway answers with
+	// an error once its request timeout passes; it must not hang until the
+	// client gives up.
+	if bound := requestTimeout + 2*time.Second; failedIn > bound || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the publish failed after %v (%v); want an error from the gateway within %v", failedIn, err, bound)
+	}
 
 	var res protocol.PublishResult
 	poll(t, "the retry acknowledged", 10*time.Second, func() bool {

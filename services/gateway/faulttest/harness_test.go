@@ -22,6 +22,10 @@ import (
 
 const credential = "fault-test-credential"
 
+// requestTimeout is every replica's GATEWAY_REQUEST_TIMEOUT: the bound on
+// a publish's acknowledgement by Redis.
+const requestTimeout = time.Second
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	proctest.RemoveBuilds()
@@ -66,7 +70,7 @@ func (s *stack) replica() *replica {
 		"GATEWAY_HTTP_ADDR=" + r.addr, "GATEWAY_GRPC_ADDR=" + proctest.FreeAddr(t),
 		"AUTH_ADDR=" + s.auth.Addr, "GATEWAY_AUTH_CREDENTIAL=" + fakeauth.Credential,
 		"REDIS_URL=" + s.redis.URL(), "GATEWAY_SERVICE_CREDENTIAL=" + credential,
-		"GATEWAY_LOG_LEVEL=error", "GATEWAY_DRAIN=10ms", "GATEWAY_REQUEST_TIMEOUT=1s",
+		"GATEWAY_LOG_LEVEL=error", "GATEWAY_DRAIN=10ms", "GATEWAY_REQUEST_TIMEOUT=" + requestTimeout.String(),
 		"GATEWAY_RATE=10000", "GATEWAY_BURST=10000"}, s.env...)
 	r.proc = proctest.Start(t, proctest.Build(t, "gateway"), env...)
 	r.proc.WaitHTTP(t, "http://"+r.addr+"/readyz", 15*time.Second)
@@ -232,6 +236,13 @@ func (rc *receiver) stop() {
 	<-rc.done
 }
 
+// connections returns how many connections the client reported.
+func (rc *receiver) connections() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.connected
+}
+
 func (rc *receiver) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -313,6 +324,18 @@ func account(t *testing.T, name string, p *publisher, rcs []*receiver, recovery,
 		name, s.Acked, s.Lost, s.Flagged, s.Duplicates, s.Order, s.RecoveryMS)
 	t.Logf("summary %s", b)
 	return s
+}
+
+// ackedIn returns the acknowledged messages published in another epoch
+// than before.
+func ackedIn(acked map[int]protocol.PublishResult, notEpoch string) map[int]protocol.PublishResult {
+	out := make(map[int]protocol.PublishResult)
+	for seq, res := range acked {
+		if res.Epoch != notEpoch {
+			out[seq] = res
+		}
+	}
+	return out
 }
 
 func missing(rc *receiver, acked map[int]protocol.PublishResult) int {
