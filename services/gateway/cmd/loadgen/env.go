@@ -26,13 +26,17 @@ const publishCredential = "loadgen-publish-credential"
 
 // replica is one gateway: a process (pid > 0) or in this process.
 type replica struct {
-	http string // host:port
-	pid  int
-	stop func()
+	http  string // host:port
+	debug string // host:port of net/http/pprof; empty: not served
+	pid   int
+	stop  func()
 	// kill ends the replica at once: SIGKILL for a process; for one in
 	// this process, its Serve is cancelled (it closes its connections
 	// over its drain period).
 	kill func()
+	// restart starts a killed process again with the same configuration,
+	// hence on the same addresses; nil for a replica in this process.
+	restart func(ctx context.Context) (*replica, error)
 }
 
 func freeAddr() (string, error) {
@@ -88,28 +92,41 @@ func ready(ctx context.Context, addr string) error {
 	})
 }
 
-// startProcess runs the gateway binary with its configuration.
-func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, debug bool) (*replica, error) {
+// startProcess runs the gateway binary with its configuration. With
+// debug it serves pprof on a free loopback port, named on stderr when loud.
+func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, debug, loud bool) (*replica, error) {
 	httpAddr, err1 := freeAddr()
 	grpcAddr, err2 := freeAddr()
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin)
+	env := []string{
+		"GATEWAY_HTTP_ADDR=" + httpAddr, "GATEWAY_GRPC_ADDR=" + grpcAddr,
+		"AUTH_ADDR=" + fa.Addr, "GATEWAY_AUTH_CREDENTIAL=" + fakeauth.Credential,
+		"REDIS_URL=" + redisURL, "GATEWAY_SERVICE_CREDENTIAL=" + publishCredential,
+		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_DRAIN=1s",
+		"GATEWAY_MAX_CONNECTIONS=100000", "GATEWAY_RATE=1000", "GATEWAY_BURST=1000",
+	}
+	debugAddr := ""
 	if debug {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(os.Stderr, "loadgen: replica %s serves pprof on http://%s/debug/pprof/\n", httpAddr, addr)
-		cmd.Env = append(cmd.Env, "GATEWAY_DEBUG_ADDR="+addr)
+		if loud {
+			fmt.Fprintf(os.Stderr, "loadgen: replica %s serves pprof on http://%s/debug/pprof/\n", httpAddr, addr)
+		}
+		debugAddr = addr
+		env = append(env, "GATEWAY_DEBUG_ADDR="+addr)
 	}
-	cmd.Env = append(append(cmd.Env, os.Environ()...),
-		"GATEWAY_HTTP_ADDR="+httpAddr, "GATEWAY_GRPC_ADDR="+grpcAddr,
-		"AUTH_ADDR="+fa.Addr, "GATEWAY_AUTH_CREDENTIAL="+fakeauth.Credential,
-		"REDIS_URL="+redisURL, "GATEWAY_SERVICE_CREDENTIAL="+publishCredential,
-		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_DRAIN=1s",
-		"GATEWAY_MAX_CONNECTIONS=100000", "GATEWAY_RATE=1000", "GATEWAY_BURST=1000")
+	return launch(ctx, bin, env, httpAddr, debugAddr)
+}
+
+// launch starts the binary with env added to this process's environment
+// and waits until it is ready on httpAddr.
+func launch(ctx context.Context, bin string, env []string, httpAddr, debugAddr string) (*replica, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -133,7 +150,8 @@ func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL s
 		cmd.Process.Kill()
 		stop()
 	}
-	return &replica{http: httpAddr, pid: cmd.Process.Pid, stop: stop, kill: kill}, nil
+	restart := func(ctx context.Context) (*replica, error) { return launch(ctx, bin, env, httpAddr, debugAddr) }
+	return &replica{http: httpAddr, debug: debugAddr, pid: cmd.Process.Pid, stop: stop, kill: kill, restart: restart}, nil
 }
 
 // startInProcess serves a gateway in this process.

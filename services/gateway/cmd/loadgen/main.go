@@ -8,6 +8,13 @@
 // The step mode publishes at rising rates, one step after another over the
 // same clients, until the fan-out p99 passes a bound or deliveries are
 // lost, and reports the highest rate that held with every step's figures.
+// The soak mode (soak.go) runs gateway processes under churn (clients
+// connecting, joining, publishing, leaving and closing over and over) with
+// faults in between (a replica SIGKILLed and restarted, the pub/sub
+// connections killed in Redis, Redis stopped briefly), and fails unless
+// every acknowledged message reached the clients that stayed and each
+// process's goroutines, open file descriptors and heap come back to its
+// baseline; its report is printed either way.
 //
 // It only ever talks to 127.0.0.1, and every phase is bounded in count and
 // time.
@@ -18,6 +25,8 @@
 //	go run ./services/gateway/cmd/loadgen -gateway-bin bin/switchboard-gateway \
 //	    -mode step -conns 1000 -rooms 100 -step-start 500 -step 500 \
 //	    -step-duration 5s -p99-bound 50ms
+//	go run ./services/gateway/cmd/loadgen -gateway-bin bin/switchboard-gateway \
+//	    -mode soak -conns 200 -rooms 20 -duration 30s
 package main
 
 import (
@@ -28,6 +37,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"time"
 )
 
@@ -46,17 +56,18 @@ type params struct {
 	memProfile string
 	debug      bool
 	step       stepParams
+	soak       soakParams
 }
 
 func main() {
 	var p params
-	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover), step (publish at rising rates until a step does not hold)")
+	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover), step (publish at rising rates until a step does not hold), soak (churn and faults; fails unless every acknowledged message arrived and the gateway processes' goroutines, fds and heap came back to their baselines)")
 	flag.StringVar(&p.gatewayBin, "gateway-bin", "", "gateway binary to run as processes; empty: replicas in this process")
 	flag.IntVar(&p.replicas, "replicas", 2, "gateway replicas (1-4)")
 	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000)")
 	flag.IntVar(&p.rooms, "rooms", 200, "conversation rooms the connections are spread over")
-	flag.IntVar(&p.rate, "rate", 1000, "publishes per second (1-20000)")
-	flag.DurationVar(&p.duration, "duration", 20*time.Second, "publishing time (at most 2m)")
+	flag.IntVar(&p.rate, "rate", 1000, "publishes per second (1-20000); soak: the most churn publishes a second")
+	flag.DurationVar(&p.duration, "duration", 20*time.Second, "publishing time (at most 2m); soak: churn time (at most 30m)")
 	flag.IntVar(&p.payload, "payload", 100, "bytes of each message (40-60000)")
 	flag.IntVar(&p.connectPar, "connect-parallel", 32, "connections opened at once (storm: 256)")
 	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (useful with in-process replicas)")
@@ -66,6 +77,10 @@ func main() {
 	flag.DurationVar(&p.step.duration, "step-duration", 5*time.Second, "step mode: length of each step (at most 30s)")
 	flag.DurationVar(&p.step.p99Bound, "p99-bound", 50*time.Millisecond, "step mode: a step whose fan-out p99 exceeds this did not hold")
 	flag.IntVar(&p.step.maxRate, "step-max", 20000, "step mode: the last rate tried (at most 50 steps)")
+	flag.IntVar(&p.soak.churn, "soak-churn", 16, "soak mode: churn clients at once")
+	flag.DurationVar(&p.soak.faultEvery, "soak-fault-every", 5*time.Second, "soak mode: one fault per period, in turn: replica SIGKILL, pub/sub connections killed, Redis SIGSTOP")
+	flag.DurationVar(&p.soak.redisPause, "soak-redis-pause", 500*time.Millisecond, "soak mode: how long Redis is stopped (at most 3s); 0: never")
+	flag.DurationVar(&p.soak.settle, "soak-settle", 20*time.Second, "soak mode: longest wait for a replica's baseline, and at the end for its return to it")
 	flag.BoolVar(&p.debug, "debug", false, "gateway processes serve pprof on a loopback port printed to stderr")
 	flag.Parse()
 	if err := p.check(); err != nil {
@@ -84,20 +99,22 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	rep, err := run(ctx, p)
+	if rep != nil {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	enc.Encode(rep)
 }
 
 func (p *params) check() error {
 	switch {
-	case p.mode != "idle" && p.mode != "fanout" && p.mode != "storm" && p.mode != "recovery" && p.mode != "step":
-		return errors.New("-mode must be idle, fanout, storm, recovery or step")
+	case !slices.Contains([]string{"idle", "fanout", "storm", "recovery", "step", "soak"}, p.mode):
+		return errors.New("-mode must be idle, fanout, storm, recovery, step or soak")
 	case p.mode == "recovery" && p.replicas < 2:
 		return errors.New("-mode recovery needs -replicas 2 or more")
 	case p.replicas < 1 || p.replicas > 4:
@@ -108,13 +125,18 @@ func (p *params) check() error {
 		return errors.New("-rooms must be 1 to -conns")
 	case p.rate < 1 || p.rate > 20000:
 		return errors.New("-rate must be 1 to 20000")
-	case p.duration <= 0 || p.duration > 2*time.Minute:
-		return errors.New("-duration must be above 0 and at most 2m")
+	case p.duration <= 0 || p.duration > p.maxDuration():
+		return fmt.Errorf("-duration must be above 0 and at most %v", p.maxDuration())
 	case p.payload < 40 || p.payload > 60000:
 		return errors.New("-payload must be 40 to 60000")
 	}
 	if p.mode == "step" {
 		if err := p.step.check(); err != nil {
+			return err
+		}
+	}
+	if p.mode == "soak" {
+		if err := p.soak.check(p); err != nil {
 			return err
 		}
 	}
@@ -124,6 +146,13 @@ func (p *params) check() error {
 	return nil
 }
 
+func (p *params) maxDuration() time.Duration {
+	if p.mode == "soak" {
+		return maxSoakDuration
+	}
+	return 2 * time.Minute
+}
+
 // budget bounds the whole run: setup, connections and publishing.
 func (p *params) budget() time.Duration {
 	publishing := p.duration
@@ -131,6 +160,11 @@ func (p *params) budget() time.Duration {
 		// Each step may wait up to its publishers' timeout and the
 		// settling time beyond its length.
 		publishing = time.Duration(p.step.count()) * (p.step.duration + 15*time.Second)
+	}
+	if p.mode == "soak" {
+		// The last fault may restart a replica after the churn ends,
+		// whose baseline, like the end, may take the settle time.
+		publishing += 3 * p.soak.settle
 	}
 	return publishing + 5*time.Minute
 }

@@ -2,13 +2,28 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"switchboard/libs/proctest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	proctest.RemoveBuilds()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // A short run with in-process replicas delivers every message and reports
 // its figures.
@@ -36,6 +51,11 @@ func TestCheck(t *testing.T) {
 		{mode: "idle", replicas: 9, conns: 10, rooms: 1, rate: 1, duration: time.Second, payload: 100},
 		{mode: "idle", replicas: 2, conns: 100000, rooms: 1, rate: 1, duration: time.Second, payload: 100},
 		{mode: "idle", replicas: 2, conns: 10, rooms: 1, rate: 1, duration: time.Hour, payload: 100},
+		{mode: "soak", replicas: 2, conns: 10, rooms: 1, rate: 1, duration: time.Second, payload: 100, soak: soakOK},
+		{mode: "soak", gatewayBin: "gw", replicas: 1, conns: 10, rooms: 1, rate: 1, duration: time.Second, payload: 100, soak: soakOK},
+		{mode: "soak", gatewayBin: "gw", replicas: 2, conns: 10, rooms: 1, rate: 1, duration: time.Hour, payload: 100, soak: soakOK},
+		{mode: "soak", gatewayBin: "gw", replicas: 2, conns: 10, rooms: 1, rate: 1, duration: time.Second, payload: 100,
+			soak: soakParams{churn: 4, faultEvery: time.Second, redisPause: time.Minute, settle: time.Second}},
 	}
 	for _, p := range tests {
 		if err := p.check(); err == nil {
@@ -130,5 +150,109 @@ func TestStepCheck(t *testing.T) {
 				t.Errorf("%+v accepted", s)
 			}
 		})
+	}
+}
+
+var soakOK = soakParams{churn: 4, faultEvery: time.Second, redisPause: 100 * time.Millisecond, settle: 20 * time.Second}
+
+// The soak mode over two gateway processes for a few seconds, with a fault
+// every second: each kind of fault happens, a replica restarts, every
+// acknowledged message reaches the listeners, and each process is back at
+// its baseline.
+func TestSoakMode(t *testing.T) {
+	p := params{mode: "soak", gatewayBin: proctest.Build(t, "gateway"), replicas: 2, conns: 6, rooms: 3,
+		rate: 200, duration: 4 * time.Second, payload: 100, connectPar: 8, soak: soakOK}
+	if err := p.check(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), p)
+	if err != nil {
+		t.Fatalf("%v; report %+v", err, rep.Soak)
+	}
+	s := rep.Soak
+	if !s.Passed || len(s.Failures) != 0 || s.Cycles == 0 || len(s.Processes) != 2 {
+		t.Fatalf("soak report %+v", s)
+	}
+	kinds := map[string]int{}
+	for _, f := range s.Faults {
+		kinds[f.Kind]++
+	}
+	if kinds[faultKill] == 0 || kinds[faultPubSub] == 0 || kinds[faultPause] == 0 {
+		t.Errorf("faults %+v: want every kind", s.Faults)
+	}
+	d := s.Deliveries
+	if d.Listeners != 6 || d.Acked == 0 || d.Expected != 2*d.Acked || d.Missing != 0 {
+		t.Errorf("deliveries %+v: want every acknowledged publish at the room's 2 listeners", d)
+	}
+	restarts := 0
+	for _, pf := range s.Processes {
+		restarts += pf.Restarts
+		if pf.PID == 0 || pf.Before.Goroutines == 0 || pf.Before.FDs == 0 || pf.Before.HeapInuse == 0 ||
+			pf.After.Goroutines == 0 || pf.HeapBound <= pf.Before.HeapInuse {
+			t.Errorf("process figures %+v", pf)
+		}
+	}
+	if restarts == 0 {
+		t.Error("no replica restarted")
+	}
+}
+
+// The leak check, on hand-made figures: within the tolerance passes, past
+// it names what grew.
+func TestSoakLeaks(t *testing.T) {
+	base := sample{Goroutines: 40, FDs: 20, HeapInuse: 10 << 20}
+	tests := []struct {
+		name  string
+		after sample
+		want  []string
+	}{
+		{"same", base, nil},
+		{"within tolerance", sample{Goroutines: 45, FDs: 25, HeapInuse: 15 << 20}, nil},
+		{"lower", sample{Goroutines: 30, FDs: 10, HeapInuse: 1 << 20}, nil},
+		{"goroutines", sample{Goroutines: 46, FDs: 20, HeapInuse: 10 << 20}, []string{"46 goroutines"}},
+		{"fds", sample{Goroutines: 40, FDs: 120, HeapInuse: 10 << 20}, []string{"120 open file descriptors"}},
+		{"heap", sample{Goroutines: 40, FDs: 20, HeapInuse: 16 << 20}, []string{"heap in use 16777216"}},
+		{"all", sample{Goroutines: 1040, FDs: 1020, HeapInuse: 1 << 30}, []string{"goroutines", "file descriptors", "heap"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := leaks(base, tt.after)
+			if len(got) != len(tt.want) {
+				t.Fatalf("leaks = %q, want %d lines", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("leaks[%d] = %q, want it to name %q", i, got[i], w)
+				}
+			}
+		})
+	}
+	if b := heapBound(1 << 20); b != 5<<20 {
+		t.Errorf("heap bound of a 1 MiB baseline %d, want the 4 MiB floor above it", b)
+	}
+}
+
+// A failed leak check fails the run, naming the replica.
+func TestSoakVerdict(t *testing.T) {
+	sk := &soak{rep: &soakReport{Cycles: 10, Failures: []string{}, Processes: []processFigs{
+		{Replica: 1, PID: 7, Before: sample{Goroutines: 40, FDs: 20, HeapInuse: 1 << 20},
+			After: sample{Goroutines: 400, FDs: 20, HeapInuse: 1 << 20}},
+	}}}
+	err := sk.verdict()
+	if err == nil || sk.rep.Passed || !strings.Contains(err.Error(), "replica 1 (pid 7): 400 goroutines") {
+		t.Fatalf("verdict %v, passed %v", err, sk.rep.Passed)
+	}
+}
+
+// runtimeFigures reads the two figures from a text exposition.
+func TestRuntimeFigures(t *testing.T) {
+	body := "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\n" +
+		"go_memstats_heap_inuse_bytes 1.2582912e+07\ngo_memstats_heap_alloc_bytes 5\n"
+	g, h, err := runtimeFigures(strings.NewReader(body))
+	if err != nil || g != 42 || h != 12582912 {
+		t.Fatalf("runtimeFigures = %d, %d, %v", g, h, err)
+	}
+	if _, _, err := runtimeFigures(strings.NewReader("go_goroutines 1\n")); err == nil {
+		t.Error("missing heap accepted")
 	}
 }

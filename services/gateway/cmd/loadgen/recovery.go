@@ -48,20 +48,25 @@ type rclient struct {
 	gaps      int64     // offsets skipped within an epoch
 	recovered time.Time // when the first recovery after the kill was reported
 	ok        bool
+	// Every recovery report, not only the first: complete ones and those
+	// that said messages may have been missed.
+	recoveries, incomplete int64
 }
 
 type staticToken string
 
 func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }
 
-func newRClient(fa *fakeauth.Auth, i int, p params, reps []*replica) *rclient {
+// newRClient returns client i, whose first attempt goes to replica first
+// and each later one to the next replica.
+func newRClient(fa *fakeauth.Auth, i int, p params, reps []*replica, first int) *rclient {
 	user := "u" + strconv.Itoa(i)
 	conv := "r" + strconv.Itoa(i%p.rooms)
 	fa.Grant(user, conv)
 	rc := &rclient{room: "conversation:" + conv, connected: make(chan struct{}), seqs: make(map[int64]int)}
 	urls := make([]string, len(reps))
-	for j, r := range reps {
-		urls[j] = "ws://" + r.http + "/ws"
+	for j := range reps {
+		urls[j] = "ws://" + reps[(first+j)%len(reps)].http + "/ws"
 	}
 	rc.c = gatewayclient.New(gatewayclient.Options{
 		URLs: urls, Tokens: staticToken(fa.Issue(user, "s"+user, time.Hour)),
@@ -93,6 +98,11 @@ func (rc *rclient) event(e gatewayclient.Event) {
 		if rc.recovered.IsZero() {
 			rc.recovered, rc.ok = time.Now(), ok
 		}
+		if ok {
+			rc.recoveries++
+		} else {
+			rc.incomplete++
+		}
 		rc.mu.Unlock()
 	}
 }
@@ -104,7 +114,7 @@ func recoveryPhase(ctx context.Context, p params, fa *fakeauth.Auth, reps []*rep
 	if len(reps) < 2 {
 		return errors.New("-mode recovery needs -replicas 2 or more")
 	}
-	clients, stop, err := startRClients(ctx, p, fa, reps, rep)
+	clients, stop, err := startRClients(ctx, p, fa, reps, rep, false)
 	defer stop()
 	if err != nil {
 		return err
@@ -147,7 +157,9 @@ func recoveryPhase(ctx context.Context, p params, fa *fakeauth.Auth, reps []*rep
 	return nil
 }
 
-func startRClients(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rep *report) ([]*rclient, func(), error) {
+// startRClients connects the clients and joins each to its room: all on
+// replica 0 first, or spread over the replicas in turn.
+func startRClients(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rep *report, spread bool) ([]*rclient, func(), error) {
 	cctx, cancel := context.WithCancel(ctx)
 	var runs sync.WaitGroup
 	clients := make([]*rclient, p.conns)
@@ -160,7 +172,11 @@ func startRClients(ctx context.Context, p params, fa *fakeauth.Auth, reps []*rep
 	var joins sync.WaitGroup
 	var failures atomic.Int64
 	for i := range clients {
-		rc := newRClient(fa, i, p, reps)
+		first := 0
+		if spread {
+			first = i
+		}
+		rc := newRClient(fa, i, p, reps, first)
 		clients[i] = rc
 		runs.Go(func() { rc.c.Run(cctx) })
 		sem <- struct{}{}

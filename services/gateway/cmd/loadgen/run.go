@@ -53,6 +53,7 @@ type report struct {
 
 	Recovery *recoveryReport `json:"recovery,omitempty"`
 	Steps    *stepReport     `json:"step,omitempty"`
+	Soak     *soakReport     `json:"soak,omitempty"`
 
 	GoVersion string `json:"go_version"`
 	CPUs      int    `json:"cpus"`
@@ -119,7 +120,7 @@ func run(ctx context.Context, p params) (*report, error) {
 	for range p.replicas {
 		var r *replica
 		if p.gatewayBin != "" {
-			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL, p.debug)
+			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL, p.debug || p.mode == "soak", p.debug)
 		} else {
 			r, err = startInProcess(ctx, fa, redisURL)
 		}
@@ -129,14 +130,15 @@ func run(ctx context.Context, p params) (*report, error) {
 		reps = append(reps, r)
 	}
 
-	if p.mode == "recovery" {
-		rep := &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
-			Connections: p.conns, Rooms: p.rooms, Rate: p.rate, GoVersion: runtime.Version(),
-			CPUs: runtime.NumCPU(), CPUModel: cpuModel()}
+	rep := newReport(p)
+	switch p.mode {
+	case "recovery":
+		rep.Rate = p.rate
 		return rep, recoveryPhase(ctx, p, fa, reps, rep)
+	case "soak":
+		rep.Rate = p.rate
+		return rep, soakPhase(ctx, p, fa, redisURL, redisPID, reps, rep)
 	}
-	rep := &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
-		Connections: p.conns, Rooms: p.rooms, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), CPUModel: cpuModel()}
 	rec := &recorder{}
 	clients, err := connectAll(ctx, p, fa, reps, rec, rep)
 	defer func() {
@@ -157,6 +159,12 @@ func run(ctx context.Context, p params) (*report, error) {
 		stepPhase(ctx, p, reps, redisPID, rec, rep)
 	}
 	return rep, nil
+}
+
+func newReport(p params) *report {
+	return &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
+		Connections: p.conns, Rooms: p.rooms, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		CPUModel: cpuModel()}
 }
 
 // connectAll opens the connections, measures their rate and the replicas'
