@@ -1,0 +1,146 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/proctest"
+	"switchboard/libs/server"
+	authv1 "switchboard/proto/switchboard/auth/v1"
+	"switchboard/services/gateway/gateway"
+)
+
+// realAuth is the auth service run as a process, with a client that
+// carries its service credential.
+type realAuth struct {
+	http  string // http://host:port
+	admin authv1.AuthServiceClient
+}
+
+const authCred = "auth-credential"
+
+// startRealAuth runs services/auth on loopback with its in-memory store
+// until the test ends.
+func startRealAuth(t *testing.T) (*realAuth, *grpc.ClientConn) {
+	t.Helper()
+	t.Cleanup(proctest.RemoveBuilds) // runs after the process is stopped
+	grpcAddr, httpAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	p := proctest.Start(t, proctest.Build(t, "auth"),
+		"AUTH_GRPC_ADDR="+grpcAddr, "AUTH_HTTP_ADDR="+httpAddr,
+		"AUTH_SERVICE_CREDENTIAL="+authCred, "AUTH_LOG_LEVEL=warn",
+		"AUTH_ARGON2_TIME=1", "AUTH_ARGON2_MEMORY=64KiB", "AUTH_ARGON2_THREADS=1")
+	a := &realAuth{http: "http://" + httpAddr}
+	p.WaitHTTP(t, a.http+"/readyz", time.Minute)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		server.WithCredential(authCred, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	a.admin = authv1.NewAuthServiceClient(conn)
+	return a, conn
+}
+
+// startRealReplica serves a gateway that asks conn's auth service, until
+// the test ends, once auth counts its revocation stream.
+func startRealReplica(t *testing.T, a *realAuth, conn *grpc.ClientConn) *replica {
+	t.Helper()
+	g, err := gateway.New(testConfig(), gateway.Options{Auth: authv1.NewAuthServiceClient(conn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, gl := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, hl, gl) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	authMetrics := &replica{http: a.http} // metric reads <http>/metrics
+	poll(t, "auth counting the gateway's revocation stream", func() bool {
+		return metric(t, authMetrics, "auth_revocation_watchers") == 1
+	})
+	return &replica{g: g, http: "http://" + hl.Addr().String(), ws: "ws://" + hl.Addr().String() + "/ws",
+		grpcAddr: gl.Addr().String()}
+}
+
+// issue opens a session of user on the real auth service.
+func (a *realAuth) issue(t *testing.T, user string) *authv1.TokenPair {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	resp, err := a.admin.IssueSession(ctx, &authv1.IssueSessionRequest{UserId: user})
+	if err != nil {
+		t.Fatalf("IssueSession: %v", err)
+	}
+	return resp.GetTokens()
+}
+
+// call runs one trusted call with the poll deadline.
+func (a *realAuth) call(t *testing.T, what string, fn func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// The real auth service's revocations reach a real gateway replica: a
+// logout closes the session's connection with the session-revoked code
+// and leaves the user's other session connected; a revoked conversation
+// access removes the member with the access_revoked left push.
+func TestRevocationFromRealAuth(t *testing.T) {
+	a, conn := startRealAuth(t)
+	r := startRealReplica(t, a, conn)
+
+	t.Run("session", func(t *testing.T) {
+		ended, kept := a.issue(t, "alice"), a.issue(t, "alice")
+		gone, stays := dial(t, r, ended.GetAccessToken()), dial(t, r, kept.GetAccessToken())
+		gone.connected()
+		stays.connected()
+		a.call(t, "Logout", func(ctx context.Context) error {
+			_, err := a.admin.Logout(ctx, &authv1.LogoutRequest{RefreshToken: ended.GetRefreshToken()})
+			return err
+		})
+		if got := gone.closed(); got != int(protocol.CloseSessionRevoked) {
+			t.Fatalf("close code %d, want %d", got, protocol.CloseSessionRevoked)
+		}
+		if f := stays.call(protocol.Request{Type: protocol.TypePing}); f.Error != nil {
+			t.Fatalf("the other session's connection: %v", f.Error)
+		}
+	})
+
+	t.Run("access", func(t *testing.T) {
+		for _, user := range []string{"bob", "carol"} {
+			a.call(t, "GrantAccess", func(ctx context.Context) error {
+				_, err := a.admin.GrantAccess(ctx, &authv1.GrantAccessRequest{UserId: user, ConversationId: "c1"})
+				return err
+			})
+		}
+		bob, carol := dial(t, r, a.issue(t, "bob").GetAccessToken()), dial(t, r, a.issue(t, "carol").GetAccessToken())
+		bob.join("conversation:c1")
+		carol.join("conversation:c1")
+		a.call(t, "RevokeAccess", func(ctx context.Context) error {
+			_, err := a.admin.RevokeAccess(ctx, &authv1.RevokeAccessRequest{UserId: "bob", ConversationId: "c1"})
+			return err
+		})
+		f := bob.expect("left", func(f protocol.Frame) bool { return f.Type == protocol.TypeLeft })
+		if f.Room != "conversation:c1" || f.Reason != protocol.ReasonAccessRevoked {
+			t.Fatalf("left push %+v, want conversation:c1 %s", f, protocol.ReasonAccessRevoked)
+		}
+		if f := bob.call(protocol.Request{Type: protocol.TypeJoin, Room: "conversation:c1"}); errCode(f) != protocol.ErrForbidden {
+			t.Fatalf("rejoin: %+v, want forbidden", f)
+		}
+		publishHTTP(t, r, "conversation:c1", `"still here"`)
+		carol.message("conversation:c1")
+	})
+}
