@@ -15,6 +15,9 @@
 //     the alert rules and the rules' unit tests.
 //   - Manifest: one Kubernetes object, decoded strictly into its k8s.io/api
 //     type, so that a misspelt field fails instead of being dropped.
+//   - make run: run-local.sh, run as a terminal runs a foreground job (a
+//     process group of its own) on the binaries libs/proctest builds and on
+//     free ports, then stopped with SIGINT to the group, as Ctrl-C does.
 //
 // The package has no code outside its tests; this file documents it.
 package deploy

@@ -50,7 +50,7 @@ func (p *Proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(p.bin)
-	cmd.Env = append(baseEnv(), p.env...)
+	cmd.Env = Env(p.env...)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("proctest: start %s: %w", p.Name, err)
@@ -134,7 +134,7 @@ func Healthcheck(bin string, env ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "healthcheck")
-	cmd.Env = append(baseEnv(), env...)
+	cmd.Env = Env(env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s healthcheck: %w: %s", filepath.Base(bin), err, bytes.TrimSpace(tail(out, 1024)))
@@ -218,6 +218,11 @@ func (o *output) String() string {
 	defer o.mu.Unlock()
 	return string(o.buf)
 }
+
+// Env returns the environment Start gives a process: the test's own less
+// the services' variables (see baseEnv), then env (KEY=value entries, which
+// win). For processes that Start does not run, such as a script.
+func Env(env ...string) []string { return append(baseEnv(), env...) }
 
 // baseEnv is the test's environment without the services' own variables
 // (AUTH_*, CACHE_*, GATEWAY_*, REDIS_URL), so that a setting left in a
