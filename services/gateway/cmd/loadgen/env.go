@@ -106,6 +106,8 @@ func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL s
 		"REDIS_URL=" + redisURL, "GATEWAY_SERVICE_CREDENTIAL=" + publishCredential,
 		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_DRAIN=1s",
 		"GATEWAY_MAX_CONNECTIONS=100000", "GATEWAY_RATE=1000", "GATEWAY_BURST=1000",
+		// Every client of the load generator comes from 127.0.0.1.
+		"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS=0",
 	}
 	debugAddr := ""
 	if debug {
