@@ -211,6 +211,9 @@ func TestSoakLeaks(t *testing.T) {
 		{"lower", sample{Goroutines: 30, FDs: 10, HeapInuse: 1 << 20}, nil},
 		{"goroutines", sample{Goroutines: 46, FDs: 20, HeapInuse: 10 << 20}, []string{"46 goroutines"}},
 		{"fds", sample{Goroutines: 40, FDs: 120, HeapInuse: 10 << 20}, []string{"120 open file descriptors"}},
+		{"redis pool grown", sample{Goroutines: 40, FDs: 35, RedisConns: 15, HeapInuse: 10 << 20}, nil},
+		{"redis past the pool", sample{Goroutines: 40, FDs: 1020, RedisConns: 1000, HeapInuse: 10 << 20},
+			[]string{"1000 connections to Redis"}},
 		{"heap", sample{Goroutines: 40, FDs: 20, HeapInuse: 16 << 20}, []string{"heap in use 16777216"}},
 		{"all", sample{Goroutines: 1040, FDs: 1020, HeapInuse: 1 << 30}, []string{"goroutines", "file descriptors", "heap"}},
 	}
@@ -254,5 +257,20 @@ func TestRuntimeFigures(t *testing.T) {
 	}
 	if _, _, err := runtimeFigures(strings.NewReader("go_goroutines 1\n")); err == nil {
 		t.Error("missing heap accepted")
+	}
+}
+
+// connsTo counts the connections to one remote port among the process's
+// sockets, in a /proc/net/tcp table.
+func TestConnsTo(t *testing.T) {
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9C40 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 111 1 0 20 4 30 10 -1
+   1: 0100007F:9C41 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:9C42 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1
+   3: 0100007F:9C43 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 444 1 0 20 4 30 10 -1
+`
+	mine := map[string]bool{"111": true, "222": true, "333": true}
+	if n := connsTo(table, "6379", mine); n != 2 {
+		t.Errorf("connsTo = %d, want 2 (444 is another process's, 333 goes to 8080)", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -123,16 +124,17 @@ type soakDeliveries struct {
 // soak is one run of the soak mode.
 type soak struct {
 	// Read-only after construction.
-	p        params
-	fa       *fakeauth.Auth
-	rdb      *redis.Client
-	redisPID int
-	slots    []*slot
-	tokens   []string     // of the churn users, c0, c1, ...
-	probe    *http.Client // measurements, one connection each
-	acked    *ledger
-	pace     *rate.Limiter // churn publishes, -rate a second
-	start    time.Time
+	p         params
+	fa        *fakeauth.Auth
+	rdb       *redis.Client
+	redisPID  int
+	redisPort string
+	slots     []*slot
+	tokens    []string     // of the churn users, c0, c1, ...
+	probe     *http.Client // measurements, one connection each
+	acked     *ledger
+	pace      *rate.Limiter // churn publishes, -rate a second
+	start     time.Time
 
 	// Safe on their own.
 	seq            atomic.Int64
@@ -151,7 +153,11 @@ func newSoak(p params, fa *fakeauth.Auth, redisURL string, redisPID int, reps []
 	if err != nil {
 		return nil, err
 	}
-	sk := &soak{p: p, fa: fa, rdb: redis.NewClient(opts), redisPID: redisPID,
+	_, port, err := net.SplitHostPort(opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	sk := &soak{p: p, fa: fa, rdb: redis.NewClient(opts), redisPID: redisPID, redisPort: port,
 		probe: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second},
 		acked: newLedger(p.rooms), pace: rate.NewLimiter(rate.Limit(p.rate), publishesPerCycle),
 		rep: &soakReport{ChurnClients: p.soak.churn, FaultEvery: p.soak.faultEvery.Seconds(),

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -16,8 +18,12 @@ import (
 type sample struct {
 	Goroutines int64 `json:"goroutines"`
 	FDs        int64 `json:"open_fds"`
+	RedisConns int64 `json:"redis_connections"` // of FDs, the TCP connections to Redis
 	HeapInuse  int64 `json:"heap_inuse_bytes"`
 }
+
+// otherFDs are the file descriptors other than the connections to Redis.
+func (s sample) otherFDs() int64 { return s.FDs - s.RedisConns }
 
 // processFigs are one gateway process's figures: its baseline (before)
 // and its end (after).
@@ -31,18 +37,24 @@ type processFigs struct {
 }
 
 // soakTolerance is how far a gateway process may end above its baseline:
-// goroutines and file descriptors by a count (a connection being torn
-// down, the measuring request itself), the heap in use by HeapShare of
-// the baseline or HeapMinBytes, whichever is larger (the allocator keeps
-// spans of freed objects, caches keep entries until their TTL).
+// goroutines and file descriptors other than Redis connections by a count
+// (a connection being torn down, the measuring request itself); the heap
+// in use by HeapShare of the baseline or HeapMinBytes, whichever is larger
+// (the allocator keeps spans of freed objects, caches keep entries until
+// their TTL). The connections to Redis are not held to the baseline but to
+// a bound: the client's pool keeps up to its size (10 per GOMAXPROCS) idle
+// connections for 30 minutes once a burst opened them, plus the pub/sub
+// connection.
 type soakTolerance struct {
 	Goroutines   int64   `json:"goroutines"`
-	FDs          int64   `json:"open_fds"`
+	FDs          int64   `json:"open_fds_besides_redis"`
+	RedisConns   int64   `json:"redis_connections_max"`
 	HeapShare    float64 `json:"heap_share"`
 	HeapMinBytes int64   `json:"heap_min_bytes"`
 }
 
-var tolerance = soakTolerance{Goroutines: 5, FDs: 5, HeapShare: 0.5, HeapMinBytes: 4 << 20}
+var tolerance = soakTolerance{Goroutines: 5, FDs: 5, RedisConns: 10*int64(runtime.GOMAXPROCS(0)) + 1,
+	HeapShare: 0.5, HeapMinBytes: 4 << 20}
 
 // heapBound is the largest heap in use a process may end with.
 func heapBound(before int64) int64 {
@@ -57,9 +69,12 @@ func leaks(before, after sample) []string {
 		out = append(out, fmt.Sprintf("%d goroutines, baseline %d (tolerance +%d)",
 			after.Goroutines, before.Goroutines, tolerance.Goroutines))
 	}
-	if after.FDs > before.FDs+tolerance.FDs {
-		out = append(out, fmt.Sprintf("%d open file descriptors, baseline %d (tolerance +%d)",
-			after.FDs, before.FDs, tolerance.FDs))
+	if after.otherFDs() > before.otherFDs()+tolerance.FDs {
+		out = append(out, fmt.Sprintf("%d open file descriptors besides Redis connections, baseline %d (tolerance +%d)",
+			after.otherFDs(), before.otherFDs(), tolerance.FDs))
+	}
+	if after.RedisConns > tolerance.RedisConns {
+		out = append(out, fmt.Sprintf("%d connections to Redis (bound %d)", after.RedisConns, tolerance.RedisConns))
 	}
 	if b := heapBound(before.HeapInuse); after.HeapInuse > b {
 		out = append(out, fmt.Sprintf("heap in use %d bytes, baseline %d (bound %d)",
@@ -126,7 +141,8 @@ func (sk *soak) returned(ctx context.Context, s *slot, deadline time.Time) (samp
 
 // measure forces a garbage collection in the replica (pprof's heap
 // profile with gc=1), then reads its goroutines and heap in use from
-// /metrics and counts its open file descriptors in /proc.
+// /metrics and counts its open file descriptors, and its connections to
+// Redis, in /proc.
 func (sk *soak) measure(ctx context.Context, r *replica) (sample, error) {
 	if err := sk.fetch(ctx, "http://"+r.debug+"/debug/pprof/heap?gc=1", nil); err != nil {
 		return sample{}, err
@@ -140,7 +156,7 @@ func (sk *soak) measure(ctx context.Context, r *replica) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	s.FDs, err = openFDs(r.pid)
+	s.FDs, s.RedisConns, err = openFDs(r.pid, sk.redisPort)
 	return s, err
 }
 
@@ -199,11 +215,40 @@ func runtimeFigures(body io.Reader) (goroutines, heapInuse int64, err error) {
 	return goroutines, heapInuse, nil
 }
 
-// openFDs counts a process's open file descriptors.
-func openFDs(pid int) (int64, error) {
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+// openFDs counts a process's open file descriptors and, among them, its
+// TCP connections to the remote port.
+func openFDs(pid int, port string) (fds, conns int64, err error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return int64(len(entries)), nil
+	sockets := make(map[string]bool)
+	for _, e := range entries {
+		link, _ := os.Readlink(filepath.Join(dir, e.Name())) // "" if closed meanwhile
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+			sockets[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(len(entries)), connsTo(string(table), port, sockets), nil
+}
+
+// connsTo counts the rows of a /proc/net/tcp table whose remote port is
+// port (decimal) and whose inode is in sockets.
+func connsTo(table, port string, sockets map[string]bool) int64 {
+	p, _ := strconv.Atoi(port)
+	suffix := fmt.Sprintf(":%04X", p)
+	var n int64
+	for _, line := range strings.Split(table, "\n") {
+		// sl local_address rem_address st queues tr retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[2], suffix) && sockets[f[9]] {
+			n++
+		}
+	}
+	return n
 }
