@@ -7,7 +7,7 @@ BIN      := $(CURDIR)/bin
 GOTEST   ?= go test -race -count=1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build test lint proto tools run bench fuzz clean
+.PHONY: all build test lint proto tools run bench fuzz soak clean
 
 all: build
 
@@ -86,6 +86,20 @@ run: build
 bench:
 	cd bench && GOWORK=off go test -run '^$$' -bench . -benchmem -cpu 1,2 ./...
 	cd services/cache && go test -run '^$$' -bench . -benchmem ./...
+
+## soak: the gateway's soak (cmd/loadgen -mode soak, needs redis-server):
+## two gateway processes on loopback under churn for SOAK_DURATION, with a
+## replica SIGKILLed, the Redis pub/sub connections killed and Redis
+## SIGSTOPped in turn; prints a JSON report and fails when a process's
+## goroutines, open fds or heap do not come back to its baseline, or an
+## acknowledged message was lost (docs/benchmarks.md, "Soak")
+SOAK_DURATION ?= 30s
+soak:
+	@mkdir -p $(BIN)
+	cd services/gateway && CGO_ENABLED=0 go build -o $(BIN)/switchboard-gateway . && \
+		go run ./cmd/loadgen -mode soak -gateway-bin $(BIN)/switchboard-gateway \
+		-replicas 2 -conns 200 -rooms 20 -rate 1000 -soak-churn 16 -soak-fault-every 5s \
+		-duration $(SOAK_DURATION)
 
 clean:
 	rm -rf $(BIN)
