@@ -63,12 +63,17 @@ func (c *Client) BatchSet(ctx context.Context, cache string, entries []Entry) er
 		})
 }
 
-// Stats returns every replica's statistics of cache, in the order of
-// Replicas, and the failures joined.
+// Stats returns every current replica's statistics of cache, sorted by
+// address, and the failures joined.
 func (c *Client) Stats(ctx context.Context, cache string) ([]ReplicaStats, error) {
-	out := make([]ReplicaStats, len(c.replicas))
+	rg := c.ring.Load()
+	if len(rg.replicas) == 0 {
+		c.resolveSoon()
+		return nil, rg.unavailable()
+	}
+	out := make([]ReplicaStats, len(rg.replicas))
 	var wg sync.WaitGroup
-	for i, r := range c.replicas {
+	for i, r := range rg.replicas {
 		wg.Go(func() {
 			st, err := r.api.Stats(ctx, &cachev1.StatsRequest{Cache: cache})
 			out[i] = ReplicaStats{Addr: r.addr, Stats: st}
@@ -105,8 +110,14 @@ type part struct {
 // batch sends every index to its replica, in parts of at most maxBatch, all
 // at once. With fallover, the indices of a replica that answered
 // UNAVAILABLE are sent again to their next replicas, until they succeed or
-// no replica is left. It returns the failures joined.
+// no replica is left. It returns the failures joined. Every round uses
+// the ring loaded at the start.
 func (c *Client) batch(ctx context.Context, hashes []uint64, call func(context.Context, replica, []int) error) error {
+	r := c.ring.Load()
+	if len(hashes) > 0 && len(r.replicas) == 0 {
+		c.resolveSoon()
+		return r.unavailable()
+	}
 	pending := make([]int, len(hashes))
 	for i := range pending {
 		pending[i] = i
@@ -114,22 +125,25 @@ func (c *Client) batch(ctx context.Context, hashes []uint64, call func(context.C
 	var excluded []bool
 	var errs []error
 	for len(pending) > 0 {
-		parts := c.split(hashes, pending, excluded)
-		c.send(ctx, parts, call)
+		parts := c.split(r, hashes, pending, excluded)
+		send(ctx, r, parts, call)
 
 		var retry []*part
 		for _, p := range parts {
 			if p.err == nil {
 				continue
 			}
-			err := &ReplicaError{Addr: c.replicas[p.replica].addr, Err: p.err}
+			err := &ReplicaError{Addr: r.replicas[p.replica].addr, Err: p.err}
 			p.err = err
+			if status.Code(err) == codes.Unavailable {
+				c.resolveSoon()
+			}
 			if !c.fallover || status.Code(err) != codes.Unavailable {
 				errs = append(errs, err)
 				continue
 			}
 			if excluded == nil {
-				excluded = make([]bool, len(c.replicas))
+				excluded = make([]bool, len(r.replicas))
 			}
 			excluded[p.replica] = true
 			retry = append(retry, p)
@@ -150,26 +164,26 @@ func (c *Client) batch(ctx context.Context, hashes []uint64, call func(context.C
 
 // split groups indices by replica, keeping their order, and cuts each
 // group into parts of at most maxBatch.
-func (c *Client) split(hashes []uint64, pending []int, excluded []bool) []*part {
-	groups := make([][]int, len(c.replicas))
+func (c *Client) split(r *ring, hashes []uint64, pending []int, excluded []bool) []*part {
+	groups := make([][]int, len(r.replicas))
 	for _, i := range pending {
-		r := best(c.seeds, hashes[i], excluded)
-		groups[r] = append(groups[r], i)
+		owner := best(r.seeds, hashes[i], excluded)
+		groups[owner] = append(groups[owner], i)
 	}
 	var parts []*part
-	for r, g := range groups {
+	for owner, g := range groups {
 		for chunk := range slices.Chunk(g, c.maxBatch) {
-			parts = append(parts, &part{replica: r, idx: chunk})
+			parts = append(parts, &part{replica: owner, idx: chunk})
 		}
 	}
 	return parts
 }
 
 // send runs every part's call at once and records each part's error.
-func (c *Client) send(ctx context.Context, parts []*part, call func(context.Context, replica, []int) error) {
+func send(ctx context.Context, r *ring, parts []*part, call func(context.Context, replica, []int) error) {
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		wg.Go(func() { p.err = call(ctx, c.replicas[p.replica], p.idx) })
+		wg.Go(func() { p.err = call(ctx, r.replicas[p.replica], p.idx) })
 	}
 	wg.Wait()
 }

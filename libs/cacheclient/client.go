@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,6 +37,22 @@ type Options struct {
 	// replica; larger shares are sent in several calls. It must not exceed
 	// the replicas' CACHE_MAX_BATCH. Zero: 1000.
 	MaxBatch int
+
+	// The options below serve a client built from a dns:/// address (see
+	// Discovery in the package doc); New refuses LookupHost and
+	// ResolveEvery with fixed addresses.
+
+	// LookupHost resolves the name of a dns:/// address to the replicas'
+	// IP addresses, as (*net.Resolver).LookupHost does. Default:
+	// net.DefaultResolver.LookupHost.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// ResolveEvery is how often the name is resolved again. A call that
+	// finds a replica UNAVAILABLE, or no replica at all, asks for an
+	// earlier resolution, at most one a second. Zero: 10 s.
+	ResolveEvery time.Duration
+	// Logger receives the changes of the replica set (Info) and failed
+	// resolutions (Warn, once until one succeeds). Default: discarded.
+	Logger *slog.Logger
 }
 
 // Item is the answer for one key.
@@ -78,49 +96,59 @@ func (e *ReplicaError) GRPCStatus() *status.Status { return status.Convert(e.Err
 // Client spreads keys over cache replicas. It is safe for concurrent use.
 type Client struct {
 	// Read-only after New.
-	replicas []replica // sorted by address
-	seeds    []uint64  // seeds[i] is replicas[i]'s
+	dial     []grpc.DialOption
 	fallover bool
 	maxBatch int
+	disc     *discovery // nil for a fixed list
+
+	// Safe on its own: discovery swaps the ring whole; a call loads it
+	// once.
+	ring atomic.Pointer[ring]
 }
 
-type replica struct {
-	addr string
-	conn *grpc.ClientConn
-	api  cachev1.CacheServiceClient
-}
-
-// New returns a client over the replicas at addrs ("host:port"). A
-// replica's address is its identity in the hashing: every client of the
-// same replicas must name them alike. New does not wait for connections;
-// a replica that cannot be reached fails the calls it owns.
+// New returns a client over the replicas at addrs: either fixed addresses
+// ("host:port"), or a single "dns:///host:port" whose name resolves to
+// every replica (see Discovery in the package doc). A replica's address
+// is its identity in the hashing: every client of the same replicas must
+// name them alike. New does not wait for connections; a replica that
+// cannot be reached fails the calls it owns. With a name, New resolves it
+// once before returning, but a failure there is not New's: calls fail
+// with UNAVAILABLE until a resolution succeeds.
 func New(addrs []string, opts Options) (*Client, error) {
+	if opts.MaxBatch < 0 {
+		return nil, fmt.Errorf("cacheclient: MaxBatch %d is negative", opts.MaxBatch)
+	}
+	c := &Client{fallover: opts.Fallover, maxBatch: opts.MaxBatch, dial: dialOptions(opts)}
+	if c.maxBatch == 0 {
+		c.maxBatch = 1000
+	}
+	if slices.ContainsFunc(addrs, isDNS) {
+		if err := c.discover(addrs, opts); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if opts.LookupHost != nil || opts.ResolveEvery != 0 {
+		return nil, errors.New("cacheclient: LookupHost and ResolveEvery need a dns:/// address")
+	}
 	sorted, err := checkAddrs(addrs)
 	if err != nil {
 		return nil, err
 	}
-	if opts.MaxBatch < 0 {
-		return nil, fmt.Errorf("cacheclient: MaxBatch %d is negative", opts.MaxBatch)
+	r, err := c.newRing(sorted, nil)
+	if err != nil {
+		return nil, err
 	}
-	c := &Client{fallover: opts.Fallover, maxBatch: opts.MaxBatch}
-	if c.maxBatch == 0 {
-		c.maxBatch = 1000
-	}
+	c.ring.Store(r)
+	return c, nil
+}
 
+func dialOptions(opts Options) []grpc.DialOption {
 	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.DialOptions...)
 	if opts.Credential != "" {
 		dial = append(dial, server.WithCredential(opts.Credential, false))
 	}
-	for _, addr := range sorted {
-		conn, err := grpc.NewClient(addr, dial...)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("cacheclient: replica %s: %w", addr, err)
-		}
-		c.replicas = append(c.replicas, replica{addr: addr, conn: conn, api: cachev1.NewCacheServiceClient(conn)})
-		c.seeds = append(c.seeds, addrSeed(addr))
-	}
-	return c, nil
+	return dial
 }
 
 func checkAddrs(addrs []string) ([]string, error) {
@@ -140,46 +168,55 @@ func checkAddrs(addrs []string) ([]string, error) {
 	return sorted, nil
 }
 
-// Close closes every replica's connection.
+// Close stops the re-resolution of a name, if any, and closes every
+// replica's connection.
 func (c *Client) Close() error {
-	var errs []error
-	for _, r := range c.replicas {
-		errs = append(errs, r.conn.Close())
+	if c.disc != nil {
+		c.disc.stop()
 	}
-	return errors.Join(errs...)
+	return closeAll(c.ring.Load().connsNotIn(nil))
 }
 
-// Replicas returns the replicas' addresses, sorted.
-func (c *Client) Replicas() []string {
-	out := make([]string, len(c.replicas))
-	for i, r := range c.replicas {
-		out[i] = r.addr
-	}
-	return out
-}
+// Replicas returns the current replicas' addresses, sorted. With a name,
+// it is the last set the name resolved to, empty before the first.
+func (c *Client) Replicas() []string { return c.ring.Load().addrs() }
 
-// Owner returns the address of the replica that owns key.
+// Owner returns the address of the replica that owns key among the
+// current replicas, or "" when there is none.
 func (c *Client) Owner(key string) string {
-	return c.replicas[best(c.seeds, keyHash(key), nil)].addr
+	r := c.ring.Load()
+	if len(r.replicas) == 0 {
+		return ""
+	}
+	return r.replicas[best(r.seeds, keyHash(key), nil)].addr
 }
 
 // do runs call on key's owner and, with fallover, on the next replicas in
 // the key's order while they answer UNAVAILABLE.
 func (c *Client) do(key string, call func(r replica) error) error {
+	r := c.ring.Load()
+	if len(r.replicas) == 0 {
+		c.resolveSoon()
+		return r.unavailable()
+	}
 	h := keyHash(key)
 	var excluded []bool
 	for {
-		i := best(c.seeds, h, excluded)
-		err := call(c.replicas[i])
+		i := best(r.seeds, h, excluded)
+		err := call(r.replicas[i])
 		if err == nil {
 			return nil
 		}
-		err = &ReplicaError{Addr: c.replicas[i].addr, Err: err}
-		if !c.fallover || status.Code(err) != codes.Unavailable {
+		err = &ReplicaError{Addr: r.replicas[i].addr, Err: err}
+		if status.Code(err) != codes.Unavailable {
+			return err
+		}
+		c.resolveSoon()
+		if !c.fallover {
 			return err
 		}
 		if excluded == nil {
-			excluded = make([]bool, len(c.replicas))
+			excluded = make([]bool, len(r.replicas))
 		}
 		excluded[i] = true
 		if !slices.Contains(excluded, false) {

@@ -50,3 +50,23 @@ func ExampleClient_Owner() {
 	// user:2 -> cache-1:7300
 	// user:3 -> cache-2:7300
 }
+
+// A client of every replica of a scaled service: the name resolves to one
+// address per replica, and the client follows the set as replicas come
+// and go. In Kubernetes the name is the cache StatefulSet's headless
+// Service, cache.switchboard.svc.cluster.local.
+func ExampleNew_dns() {
+	c, err := cacheclient.New([]string{"dns:///cache:7300"}, cacheclient.Options{
+		ResolveEvery: 10 * time.Second,
+	})
+	if err != nil {
+		log.Fatal(err) // a malformed address; a name that does not resolve yet is no error
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+
+	if _, err := c.Get(ctx, "users", "user:1"); err != nil {
+		log.Print(err) // UNAVAILABLE until the name resolves; treat it as a miss
+	}
+}

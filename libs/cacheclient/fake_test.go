@@ -36,6 +36,12 @@ func startFake(t *testing.T) *fakeReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFake(t, lis)
+}
+
+// serveFake serves a fake replica on lis until the test ends.
+func serveFake(t *testing.T, lis net.Listener) *fakeReplica {
+	t.Helper()
 	f := &fakeReplica{addr: lis.Addr().String(), srv: grpc.NewServer(), entries: map[string][]byte{}}
 	cachev1.RegisterCacheServiceServer(f.srv, f)
 	done := make(chan struct{})
