@@ -56,9 +56,10 @@ func (sk *soak) faults(ctx context.Context, until time.Time) {
 	}
 }
 
-// killReplica SIGKILLs the replicas in turn and starts each again.
+// killReplica SIGKILLs the replicas but the last in turn and starts each
+// again. The last lives through the whole soak, so its figures span it.
 func (sk *soak) killReplica(ctx context.Context) faultRecord {
-	s := sk.slots[sk.kills%len(sk.slots)]
+	s := sk.slots[sk.kills%(len(sk.slots)-1)]
 	sk.kills++
 	f := faultRecord{Kind: faultKill, Target: "replica " + strconv.Itoa(s.index)}
 	start := time.Now()
