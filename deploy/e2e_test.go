@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -33,12 +34,16 @@ import (
 const (
 	e2eClients     = 6  // two per gateway
 	e2eEach        = 20 // messages each client publishes before the stop
+	e2eAfter       = 10 // messages each client publishes after its move
 	e2eBackend     = 60 // messages the backend publishes around the stop
 	e2eStopAfter   = 15 // backend messages acknowledged before the stop
 	e2eSettle      = 20 * time.Second
 	e2eHealthLimit = 30 * time.Second
 	e2eDrain       = "300ms" // GATEWAY_DRAIN; the default is 10s
 	backendName    = "backend"
+	// e2eQuiet is how long every client must keep holding exactly the
+	// messages published, for a late duplicate to show.
+	e2eQuiet = 300 * time.Millisecond
 )
 
 // topology is the compose file's services as processes on loopback.
@@ -56,6 +61,24 @@ type gatewayProc struct {
 }
 
 func (g *gatewayProc) ws() string { return "ws://" + g.http + "/ws" }
+
+// connections returns the gateway's switchboard_gateway_connections gauge.
+func (g *gatewayProc) connections(t *testing.T) int {
+	t.Helper()
+	for line := range bytes.Lines(scrape(t, g.http)) {
+		v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("switchboard_gateway_connections "))
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			t.Fatalf("gateway %s: switchboard_gateway_connections %q: %v", g.http, v, err)
+		}
+		return int(n)
+	}
+	t.Fatalf("gateway %s: no switchboard_gateway_connections in /metrics", g.http)
+	return 0
+}
 
 // startTopology starts Redis, two auth replicas sharing a signing key
 // file, one cache and three gateways, with the variables the compose file
@@ -273,9 +296,10 @@ func (m *member) stop() {
 	m.session.Close()
 }
 
-// publish sends n numbered messages, each acknowledged before the next.
-func (m *member) publish(ctx context.Context, room string, n int) error {
-	for seq := 1; seq <= n; seq++ {
+// publish sends the messages numbered from to to, each acknowledged
+// before the next.
+func (m *member) publish(ctx context.Context, room string, from, to int) error {
+	for seq := from; seq <= to; seq++ {
 		data, _ := json.Marshal(e2eMsg{From: m.name, Seq: seq})
 		key := fmt.Sprintf("%s-%d", m.name, seq)
 		if _, err := m.client.PublishIdempotent(ctx, room, data, key); err != nil {
@@ -285,24 +309,44 @@ func (m *member) publish(ctx context.Context, room string, n int) error {
 	return nil
 }
 
-// holds reports whether m received exactly want[from] messages 1..n of
-// every publisher, in order; otherwise it says what differs.
-func (m *member) holds(want map[string]int) error {
+// publishAll has every member publish the messages numbered from to to
+// at once, and fails unless each is acknowledged.
+func publishAll(ctx context.Context, t *testing.T, members []*member, room string, from, to int) {
+	t.Helper()
+	errs := make(chan error, len(members))
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Go(func() { errs <- m.publish(ctx, room, from, to) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// holds reports whether m received exactly messages 1..want[from] of
+// every publisher, in order; otherwise it says what differs, and final
+// is set when no later arrival can mend it (a duplicate, a message out of
+// order or one past what was published).
+func (m *member) holds(want map[string]int) (final bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for from, n := range want {
 		got := m.got[from]
-		if len(got) != n {
-			return fmt.Errorf("%s holds %d of %s's %d messages", m.name, len(got), from, n)
-		}
 		for i, seq := range got {
 			if seq != i+1 {
-				return fmt.Errorf("%s: %s's message %d arrived as number %d (duplicate or out of order)",
+				return true, fmt.Errorf("%s: %s's message %d arrived as number %d (duplicate, lost or out of order)",
 					m.name, from, seq, i+1)
 			}
 		}
+		if len(got) != n {
+			return len(got) > n, fmt.Errorf("%s holds %d of %s's %d messages", m.name, len(got), from, n)
+		}
 	}
-	return nil
+	return false, nil
 }
 
 // backend publishes through POST /v1/publish with the service credential,
@@ -353,23 +397,45 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 }
 
 // waitHolds waits until every member holds want, or fails with what the
-// first lagging member lacks.
+// first lagging member lacks, at once when it cannot be mended.
 func waitHolds(t *testing.T, members []*member, want map[string]int, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(limit)
 	for {
+		var final bool
 		var err error
 		for _, m := range members {
-			if err = m.holds(want); err != nil {
+			if final, err = m.holds(want); err != nil {
 				break
 			}
 		}
 		if err == nil {
 			return time.Since(start)
 		}
+		if final {
+			t.Fatalf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// keepsHolding fails if any member stops holding exactly want within
+// quiet: a duplicate that arrives after the last expected message.
+func keepsHolding(t *testing.T, members []*member, want map[string]int, quiet time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(quiet)
+	for {
+		for _, m := range members {
+			if _, err := m.holds(want); err != nil {
+				t.Fatalf("after every message had arrived: %v", err)
+			}
+		}
+		if time.Now().After(deadline) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -380,8 +446,10 @@ func waitHolds(t *testing.T, members []*member, want map[string]int, limit time.
 // two per gateway, exchange numbered messages in one conversation; then
 // one gateway is stopped with SIGTERM while a backend keeps publishing
 // through another, and its clients move to the remaining gateways and
-// recover what was published meanwhile from room history: every client
-// ends with every acknowledged message once, in each publisher's order.
+// recover what was published meanwhile from room history. Then every
+// client publishes again, the moved ones through the gateways they moved
+// to, one on each: every client ends with every acknowledged message
+// once, in each publisher's order.
 func TestComposeTopology(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the services as processes")
@@ -393,28 +461,24 @@ func TestComposeTopology(t *testing.T) {
 	room := protocol.ConversationPrefix + convID
 	members := make([]*member, e2eClients)
 	for i := range members {
-		// Clients 2k and 2k+1 start on gateway k and move on to the next.
-		k := i / 2
-		urls := []string{top.gateways[k].ws(), top.gateways[(k+1)%3].ws(), top.gateways[(k+2)%3].ws()}
+		// Clients 2k and 2k+1 start on gateway k; 2k moves on to gateway
+		// k+1 and 2k+1 to gateway k+2, so that the clients of a stopped
+		// gateway spread over both others.
+		k, next, last := i/2, 1, 2
+		if i%2 == 1 {
+			next, last = 2, 1
+		}
+		urls := []string{top.gateways[k].ws(), top.gateways[(k+next)%3].ws(), top.gateways[(k+last)%3].ws()}
 		members[i] = newMember(t, top, i, convID, urls)
 	}
 
 	want := map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	errs := make(chan error, len(members))
-	var wg sync.WaitGroup
 	for _, m := range members {
 		want[m.name] = e2eEach
-		wg.Go(func() { errs <- m.publish(ctx, room, e2eEach) })
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishAll(ctx, t, members, room, 1, e2eEach)
 	took := waitHolds(t, members, want, e2eSettle)
 	t.Logf("%d clients on 3 gateways hold all %d messages %v after the last acknowledgement",
 		len(members), e2eClients*e2eEach, took.Round(time.Millisecond))
@@ -471,6 +535,21 @@ func TestComposeTopology(t *testing.T) {
 			t.Errorf("%s recovery results %v; want only successes", m.name, rec)
 		}
 	}
+	// The stopped gateway's process has exited, so the moved clients are
+	// connected to the others: three connections on each.
+	waitFor(t, "three connections on each remaining gateway", e2eSettle, func() bool {
+		return top.gateways[1].connections(t) == 3 && top.gateways[2].connections(t) == 3
+	})
+	for _, m := range members {
+		want[m.name] = e2eEach + e2eAfter
+	}
+	publishAll(ctx, t, members, room, e2eEach+1, e2eEach+e2eAfter)
+	exchanged := waitHolds(t, members, want, e2eSettle)
+	keepsHolding(t, members, want, e2eQuiet)
+	t.Logf("after the move, %d clients (%d moved, one on each remaining gateway) each published %d more: "+
+		"every client held all %d %v after the last acknowledgement, 0 lost, 0 duplicated",
+		len(members), len(moved), e2eAfter, len(members)*e2eAfter, exchanged.Round(time.Millisecond))
+
 	for _, m := range members[2:] {
 		m.mu.Lock()
 		n := m.reconnects
