@@ -149,6 +149,8 @@ type soak struct {
 	kills int
 }
 
+// newSoak prepares a soak over reps: a slot per replica, a Redis client for
+// the faults, a token per churn user.
 func newSoak(p params, fa *fakeauth.Auth, redisURL string, redisPID int, reps []*replica) (*soak, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
