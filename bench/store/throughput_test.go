@@ -10,6 +10,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 
 	"switchboard/libs/store"
 )
@@ -64,6 +65,13 @@ var benchCaches = []struct {
 	}},
 	{"otter", func() benchCache {
 		return otterCache{otter.Must(&otter.Options[string, []byte]{MaximumSize: benchCapacity})}
+	}},
+	// otter counts hits and misses only with a StatsRecorder; the store
+	// always counts them, so this is the like-for-like contender.
+	{"otter-stats", func() benchCache {
+		return otterCache{otter.Must(&otter.Options[string, []byte]{
+			MaximumSize: benchCapacity, StatsRecorder: stats.NewCounter(),
+		})}
 	}},
 	{"ristretto", func() benchCache {
 		c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
