@@ -128,6 +128,12 @@ type Conn struct {
 	mu    sync.Mutex
 	ident authn.Identity
 	rooms map[string]struct{}
+	// joining names the room of the join in flight ("" when none; the
+	// reader handles one request at a time), from before auth is asked
+	// until the room is recorded in rooms; joinRevoked says that access
+	// to it was revoked meanwhile, so the join must not stand.
+	joining     string
+	joinRevoked bool
 
 	// Guarded by qmu.
 	qmu       sync.Mutex
@@ -239,11 +245,16 @@ func (c *Conn) closeLocked(code protocol.CloseCode) {
 	}
 }
 
-// AccessRevoked removes the connection from room and tells the client.
+// AccessRevoked removes the connection from room and tells the client. A
+// join of room in flight is marked, so that it does not stand: auth may
+// have allowed it just before the revocation.
 func (c *Conn) AccessRevoked(room string) {
 	c.mu.Lock()
 	_, ok := c.rooms[room]
 	delete(c.rooms, room)
+	if c.joining == room {
+		c.joinRevoked = true
+	}
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -317,6 +328,58 @@ func (c *Conn) addRoom(room string) bool {
 		c.deps.Hub.Leave(room, c)
 	}
 	return ok
+}
+
+// startJoin records room as the join in flight, before auth is asked.
+func (c *Conn) startJoin(room string) {
+	c.mu.Lock()
+	c.joining, c.joinRevoked = room, false
+	c.mu.Unlock()
+}
+
+// endJoin forgets the join in flight, if still recorded.
+func (c *Conn) endJoin() {
+	c.mu.Lock()
+	c.joining, c.joinRevoked = "", false
+	c.mu.Unlock()
+}
+
+// joinRevokedYet reports whether access to the room of the join in flight
+// was revoked since startJoin.
+func (c *Conn) joinRevokedYet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.joinRevoked
+}
+
+// Outcomes of finishJoin.
+const (
+	joinAdded   = iota // room recorded as joined
+	joinRefused        // access was revoked while the join was in flight
+	joinClosing        // the connection has left everything on its way out
+)
+
+// finishJoin ends the join in flight of room, whose hub join has
+// succeeded: in the same step as checking that access was not revoked
+// meanwhile, it records room as joined, so a later revocation finds the
+// membership. Unless it returns joinAdded, room is left in the hub again.
+func (c *Conn) finishJoin(room string) int {
+	c.mu.Lock()
+	out := joinAdded
+	switch {
+	case c.rooms == nil:
+		out = joinClosing
+	case c.joining == room && c.joinRevoked:
+		out = joinRefused
+	default:
+		c.rooms[room] = struct{}{}
+	}
+	c.joining, c.joinRevoked = "", false
+	c.mu.Unlock()
+	if out != joinAdded {
+		c.deps.Hub.Leave(room, c)
+	}
+	return out
 }
 
 // cleanup leaves every room and forgets the user. It runs when the flusher

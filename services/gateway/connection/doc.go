@@ -28,6 +28,15 @@
 // position, then lets the hub release the held messages minus those the
 // history covered, and only then replies, with recovered true or false.
 //
+// Revocation during a join: a join records its room as in flight before
+// auth is asked, and AccessRevoked marks it when the room is revoked
+// before the connection is recorded as a member (auth may have said yes
+// just before the revocation). A marked join does not stand: it is
+// answered forbidden, after a left push with reason access_revoked when
+// the hub had made the connection a member already (live messages may
+// have reached it), and the connection leaves the room in the hub. The
+// same answer follows a revocation during the join's recovery.
+//
 // Concurrency: Send, Close, AccessRevoked and SessionRevoked are safe for
 // concurrent use and never block. Requests of one connection are handled
 // one at a time, in order, on the reader. mu and qmu are never held

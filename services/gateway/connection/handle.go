@@ -69,6 +69,11 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 		c.replyError(req.ID, protocol.ErrTooManyRooms, "the connection holds as many rooms as it may")
 		return
 	}
+	// A revocation that arrives between auth's yes and the membership
+	// would find nothing to remove: the join is recorded as in flight
+	// first, and a revocation of it meanwhile makes it fail.
+	c.startJoin(req.Room)
+	defer c.endJoin()
 	allowed, err := c.deps.Auth.Authorize(ctx, c.identity().User, id)
 	switch {
 	case err != nil:
@@ -77,16 +82,36 @@ func (c *Conn) join(ctx context.Context, req *protocol.Request) {
 	case !allowed:
 		c.replyError(req.ID, protocol.ErrForbidden, "you may not join this room")
 		return
+	case c.joinRevokedYet():
+		c.replyError(req.ID, protocol.ErrForbidden, revokedMessage)
+		return
 	}
 	if err := c.deps.Hub.Join(ctx, req.Room, c, req.Since != nil); err != nil {
 		c.replyError(req.ID, protocol.ErrUnavailable, "the broker did not answer; retry later")
 		return
 	}
-	if !c.addRoom(req.Room) {
+	switch c.finishJoin(req.Room) {
+	case joinClosing:
+		return
+	case joinRefused:
+		// Live messages may have reached the client since the hub join.
+		c.push(protocol.Frame{Type: protocol.TypeLeft, Room: req.Room, Reason: protocol.ReasonAccessRevoked})
+		c.replyError(req.ID, protocol.ErrForbidden, revokedMessage)
 		return
 	}
-	c.reply(req.ID, protocol.JoinResult{Room: req.Room, Recovered: c.recover(ctx, req)})
+	recovered := c.recover(ctx, req)
+	if !c.member(req.Room) {
+		// Revoked during the recovery: AccessRevoked has left the room
+		// and pushed left already.
+		c.replyError(req.ID, protocol.ErrForbidden, revokedMessage)
+		return
+	}
+	c.reply(req.ID, protocol.JoinResult{Room: req.Room, Recovered: recovered})
 }
+
+// revokedMessage answers a join whose access was revoked while it was in
+// flight.
+const revokedMessage = "your access to this room was revoked"
 
 // replayBytes estimates the queued size of msgs.
 func replayBytes(msgs []broker.Message) int {
@@ -138,6 +163,9 @@ func (c *Conn) recover(ctx context.Context, req *protocol.Request) *bool {
 		epoch, last = "", 0
 	default:
 		c.deps.Metrics.Recoveries.WithLabelValues("recovered").Inc()
+	}
+	if !c.member(req.Room) {
+		msgs = nil // revoked (or closing) while history was read
 	}
 	for _, m := range msgs {
 		c.Send(hub.EncodeMessage(m), m.Published)
