@@ -66,6 +66,10 @@ type Authenticator struct {
 
 	// Safe on its own.
 	watching atomic.Bool
+	// epoch counts the changes of watching; a validation asked of auth
+	// under one epoch is not cached under another, since revocations
+	// between the two may not have been seen.
+	epoch atomic.Uint64
 }
 
 // New returns an Authenticator; Close releases its caches.
@@ -119,11 +123,12 @@ func (a *Authenticator) Validate(ctx context.Context, token string) (Identity, e
 	}
 	a.opts.Metrics.AuthCache.WithLabelValues("miss").Inc()
 
+	epoch := a.epoch.Load()
 	id, err := a.validate(ctx, token)
 	if err != nil {
 		return Identity{}, err
 	}
-	a.remember(k, id)
+	a.remember(k, id, epoch)
 	return id, nil
 }
 
@@ -142,8 +147,10 @@ func (a *Authenticator) cached(k key) (Identity, bool) {
 	return id, true
 }
 
-func (a *Authenticator) remember(k key, id Identity) {
-	if !a.watching.Load() {
+// remember caches id, asked of auth under epoch, if the cache is trusted
+// and has been since.
+func (a *Authenticator) remember(k key, id Identity, epoch uint64) {
+	if !a.watching.Load() || a.epoch.Load() != epoch {
 		return
 	}
 	if _, gone := a.revoked.Get(id.Session); gone {
@@ -209,7 +216,8 @@ func (a *Authenticator) classify(err error) error {
 }
 
 // Watch follows auth's revocations until ctx is done, reconnecting with
-// backoff. The cache is in use only while the stream is connected.
+// backoff. The cache is in use only while a stream is connected and its
+// headers have arrived.
 func (a *Authenticator) Watch(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -226,17 +234,32 @@ func (a *Authenticator) Watch(ctx context.Context) {
 }
 
 // watchOnce reads one revocation stream until it fails and reports whether
-// it received anything.
+// it received anything. The cache is trusted only once the stream's
+// response headers have arrived: auth sends them when this watcher is
+// registered, and a revocation made before then would not be seen.
 func (a *Authenticator) watchOnce(ctx context.Context) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := a.opts.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{})
 	if err != nil {
 		a.opts.Logger.Warn("watch revocations", "error", err)
 		return false
 	}
+	// grpc-go's Header returns no metadata and no error when the stream
+	// ended before any headers; Recv then says why.
+	if md, err := stream.Header(); err != nil || md == nil {
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if ctx.Err() == nil {
+			a.opts.Logger.Warn("watch revocations", "error", err)
+		}
+		return false
+	}
 	a.cache.Clear()
-	a.watching.Store(true)
+	a.trust(true)
 	defer func() {
-		a.watching.Store(false)
+		a.trust(false)
 		a.cache.Clear()
 	}()
 
@@ -266,5 +289,12 @@ func (a *Authenticator) apply(resp *authv1.WatchRevocationsResponse) {
 	}
 }
 
-// Watching reports whether the revocation stream is connected.
+// trust turns the cache's use on or off and starts a new epoch.
+func (a *Authenticator) trust(on bool) {
+	a.epoch.Add(1)
+	a.watching.Store(on)
+}
+
+// Watching reports whether the revocation stream is connected and
+// registered, that is whether the cache is in use.
 func (a *Authenticator) Watching() bool { return a.watching.Load() }

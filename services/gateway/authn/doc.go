@@ -10,10 +10,15 @@
 //
 // The cache holds a validation no longer than the token's own expiry and
 // no longer than CacheTTL (the revocation budget). It is used only while
-// the revocation stream is connected: when the stream breaks, the cache is
-// dropped and every validation goes to auth until the stream is back, and
-// the cache is dropped again then, since revocations made meanwhile were
-// not seen. A revoked session's cached validations stop counting at once.
+// the revocation stream is connected and registered: auth sends the
+// stream's response headers once the watcher is registered, and the cache
+// comes into use only after they arrive (a stream that ends without them
+// never puts it in use), since a revocation before then would not be
+// seen. When the stream breaks, the cache is dropped and every validation
+// goes to auth until the stream is back, and the cache is dropped again
+// then, since revocations made meanwhile were not seen; a validation auth
+// answered before that is not cached afterwards, for the same reason. A
+// revoked session's cached validations stop counting at once.
 //
 // Tokens never leave this package except to auth: not in errors, not in
 // logs.

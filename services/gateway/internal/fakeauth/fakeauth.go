@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -184,7 +185,8 @@ func (a *Auth) ListConversations(_ context.Context, req *authv1.ListConversation
 	return &authv1.ListConversationsResponse{ConversationIds: ids}, nil
 }
 
-// WatchRevocations implements AuthServiceServer; it is a trusted call.
+// WatchRevocations implements AuthServiceServer; it is a trusted call. The
+// response headers are sent once the watcher is registered.
 func (a *Auth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.WatchRevocationsResponse]) error {
 	if !a.cred.HasCredential(stream.Context()) {
 		return status.Error(codes.Unauthenticated, "needs the credential")
@@ -198,6 +200,10 @@ func (a *Auth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.S
 		delete(a.watchers, ch)
 		a.mu.Unlock()
 	}()
+	// As auth does: the headers say the watcher is registered.
+	if err := stream.SendHeader(metadata.Pairs("watching", "revocations")); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-stream.Context().Done():
