@@ -46,7 +46,8 @@ func (s State) String() string {
 // Event tells a handler what changed.
 type Event struct {
 	// State is the state entered; zero when the event reports something
-	// else (a room left, a refresh, the recovery after a resync push).
+	// else (a room left, a refresh, the recovery after a resync push, a
+	// quality change).
 	State State
 	// CloseCode is the server's close code when disconnected (0: none).
 	CloseCode int
@@ -58,6 +59,13 @@ type Event struct {
 	Left, Reason string
 	// Refreshed is set when the token was refreshed in-band.
 	Refreshed bool
+	// QualityChanged is set when the connection quality Latency reports
+	// changed, to Quality; RTT is the round trip that graded it (for a
+	// ping that got no answer, how long it waited; 0 for unknown). It is
+	// reported once per change, never for a ping that keeps the grade.
+	QualityChanged bool
+	Quality        Quality
+	RTT            time.Duration
 	// Recovery names the rooms that had a position and were joined again:
 	// on the StateConnected event of a reconnect, and on an event without
 	// State after a resync push. For each, true when every message after
@@ -69,15 +77,21 @@ type Event struct {
 	Recovery map[string]bool
 }
 
-// Quality grades the latency of the application ping.
+// Quality grades the connection by the application ping: by the round
+// trip of its latest ping while pings are answered, poor while the latest
+// got no answer within RequestTimeout, and unknown while disconnected and
+// until the first ping of a connection is answered. An error reply (a ping
+// rate-limited, say) is an answer: it is graded by its round trip like any
+// other. A connection keeps the poor grade while its pings go unanswered;
+// it is unknown once it ends.
 type Quality int
 
 // The grades.
 const (
-	QualityUnknown   Quality = iota
-	QualityExcellent         // under 100 ms
-	QualityGood              // under 300 ms
-	QualityPoor              // 300 ms or more
+	QualityUnknown   Quality = iota // not connected, or no ping answered yet
+	QualityExcellent                // under 100 ms
+	QualityGood                     // under 300 ms
+	QualityPoor                     // 300 ms or more, or no answer
 )
 
 func (q Quality) String() string {
@@ -138,11 +152,10 @@ type Client struct {
 	opts Options
 	ids  atomic.Uint64
 
-	// Safe on its own.
-	rtt atomic.Int64 // last ping round trip in ns; 0: none yet
-
 	// Held while OnMessage or OnEvent runs, so that they run one at a
-	// time. Taken with no other lock held.
+	// time, and while the quality changes, so that its events arrive in
+	// the order of the changes. Taken with no other lock held; mu may be
+	// taken under it.
 	handlers sync.Mutex
 
 	// Guarded by mu.
@@ -153,6 +166,8 @@ type Client struct {
 	sess    *session                     // nil while disconnected
 	state   State
 	expires time.Time
+	quality Quality
+	rtt     time.Duration // of the ping that graded quality
 }
 
 // New returns a client; Run connects it.
@@ -190,13 +205,44 @@ func (c *Client) Position(room string) (protocol.Position, bool) {
 	return p, ok
 }
 
-// Latency returns the last application ping's round trip and its grade.
+// Latency returns the connection's quality and the round trip that graded
+// it: the latest answered ping's, or, when the latest ping got no answer
+// (QualityPoor), how long it waited. It is 0 and QualityUnknown while
+// disconnected and before the first answer. OnEvent hears of every change
+// (Event.QualityChanged), so Latency need not be polled.
 func (c *Client) Latency() (time.Duration, Quality) {
-	d := time.Duration(c.rtt.Load())
-	if d == 0 {
-		return 0, QualityUnknown
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rtt, c.quality
+}
+
+// grade records the outcome of a ping sent on s after waiting rtt:
+// answered, or not (no reply within the timeout). A ping whose connection
+// is no longer the current one grades nothing.
+func (c *Client) grade(s *session, rtt time.Duration, answered bool) {
+	q := QualityPoor
+	if answered {
+		q = Grade(rtt)
 	}
-	return d, Grade(d)
+	c.setQuality(s, q, max(rtt, 1))
+}
+
+// setQuality records q and rtt, and reports q to OnEvent when it changed.
+// With s set, only while s is the current connection.
+func (c *Client) setQuality(s *session, q Quality, rtt time.Duration) {
+	c.handlers.Lock()
+	defer c.handlers.Unlock()
+	c.mu.Lock()
+	if s != nil && c.sess != s {
+		c.mu.Unlock()
+		return
+	}
+	changed := c.quality != q
+	c.quality, c.rtt = q, rtt
+	c.mu.Unlock()
+	if changed && c.opts.OnEvent != nil {
+		c.opts.OnEvent(Event{QualityChanged: true, Quality: q, RTT: rtt})
+	}
 }
 
 // Backoff returns the delay before reconnect attempt n (0-based): a random

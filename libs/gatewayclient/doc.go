@@ -5,6 +5,14 @@
 // it expires, and measures latency and connection quality with the
 // application ping.
 //
+// Quality: every PingInterval the client pings and grades the connection
+// by the round trip (excellent under 100 ms, good under 300 ms, poor
+// above); a ping with no answer within RequestTimeout grades it poor at
+// once, so a dead link never keeps the grade of its last answer, and the
+// end of a connection makes it unknown until the next one's first answer.
+// OnEvent hears of each change, once (Event.QualityChanged); Latency
+// returns the current grade.
+//
 // Recovery: the client keeps the last position (epoch, offset) seen in
 // each room, its user room included, and names it when it joins again
 // after a reconnect or a resync push, so that the gateway sends what was
@@ -28,7 +36,7 @@
 //   - Message: a message pushed to one of the client's rooms.
 //   - Event: a state change (connecting, connected, disconnected, a room
 //     left on the server's initiative, a token refreshed, rooms recovered
-//     or not).
+//     or not, the connection quality changed).
 //
 // Concurrency: every method of Client is safe for concurrent use. Handlers
 // (OnMessage, OnEvent) are called one at a time, never concurrently;

@@ -16,12 +16,11 @@ type staticToken string
 func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }
 
 // A client that joins a conversation, prints what arrives and reports its
-// connection's state and quality, and the rooms whose missed messages it
-// could not recover after a reconnect.
+// connection's state, its quality as it changes, and the rooms whose
+// missed messages it could not recover after a reconnect.
 func Example() {
 	ctx := context.Background()
-	var c *gatewayclient.Client
-	c = gatewayclient.New(gatewayclient.Options{
+	c := gatewayclient.New(gatewayclient.Options{
 		URL:    "ws://127.0.0.1:7100/ws",
 		Tokens: staticToken("access-token"),
 		OnMessage: func(m gatewayclient.Message) {
@@ -31,9 +30,12 @@ func Example() {
 			switch {
 			case e.Left != "":
 				fmt.Printf("removed from %s: %s\n", e.Left, e.Reason)
+			case e.QualityChanged:
+				// The first comes with the first ping's answer, just after
+				// connected; poor also when a ping goes unanswered.
+				fmt.Printf("quality %s (round trip %s)\n", e.Quality, e.RTT)
 			case e.State == gatewayclient.StateConnected:
-				_, q := c.Latency()
-				fmt.Println("connected; quality", q)
+				fmt.Println("connected")
 				for room, ok := range e.Recovery {
 					if !ok {
 						fmt.Printf("%s may have missed messages: reload it\n", room)

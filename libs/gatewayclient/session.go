@@ -64,6 +64,7 @@ func (c *Client) session(ctx context.Context, url, tok string) (int, bool, error
 		c.sess = nil
 	}
 	c.mu.Unlock()
+	c.setQuality(nil, QualityUnknown, 0) // nothing left to grade
 	ws.Close(websocket.StatusNormalClosure, "")
 	<-s.done
 	s.wg.Wait()
@@ -209,12 +210,24 @@ func (s *session) joinRetrying(ctx context.Context, room string, since *protocol
 	}
 }
 
+// ping sends an application ping and grades the connection by it.
 func (s *session) ping(ctx context.Context) {
 	start := time.Now()
 	ts, _ := json.Marshal(start.UnixMilli())
-	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePing, TS: ts})
-	if err == nil && f.Error == nil {
-		s.c.rtt.Store(int64(max(time.Since(start), 1)))
+	_, err := s.request(ctx, protocol.Request{Type: protocol.TypePing, TS: ts})
+	s.graded(start, err)
+}
+
+// graded grades the connection by a ping sent at start that ended with
+// err (a reply, error or not, is nil). A ping cut short by the caller or
+// by the connection's end grades nothing: the end makes it unknown.
+func (s *session) graded(start time.Time, err error) {
+	switch {
+	case err == nil:
+		s.c.grade(s, time.Since(start), true)
+	case errors.Is(err, context.Canceled), !s.alive():
+	default: // no answer in time, or the frame could not be sent
+		s.c.grade(s, time.Since(start), false)
 	}
 }
 
@@ -465,7 +478,10 @@ func (c *Client) PublishIdempotent(ctx context.Context, room string, data json.R
 	return protocol.Position{Epoch: res.Epoch, Offset: res.Offset}, nil
 }
 
-// Ping measures one round trip now, and records it as Latency does.
+// Ping measures one round trip now and grades the connection by it, as
+// the periodic ping does: a reply grades its round trip, no reply within
+// ctx's deadline or RequestTimeout grades poor, and a cancelled ctx grades
+// nothing.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	s := c.current()
 	if s == nil {
@@ -473,15 +489,14 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	}
 	start := time.Now()
 	f, err := s.request(ctx, protocol.Request{Type: protocol.TypePing, TS: json.RawMessage(`0`)})
+	s.graded(start, err)
 	if err != nil {
 		return 0, err
 	}
 	if f.Error != nil {
 		return 0, f.Error
 	}
-	d := max(time.Since(start), 1)
-	c.rtt.Store(int64(d))
-	return d, nil
+	return max(time.Since(start), 1), nil
 }
 
 // Conversations returns the ids of the conversations the user may join.
