@@ -12,7 +12,8 @@
 //     HTTP URL until it answers 200; both with a deadline.
 //   - Stop: SIGTERM and a bounded wait (SIGKILL after the bound); Kill:
 //     SIGKILL and a wait; Restart: Start again with the same environment,
-//     hence on the same addresses.
+//     hence on the same addresses; ExitCode: the status the process exited
+//     with.
 //   - RemoveBuilds: deletes the built executables; TestMain calls it after
 //     m.Run.
 //

@@ -87,6 +87,18 @@ func (p *Proc) Exited() <-chan struct{} {
 	return done
 }
 
+// ExitCode returns the exit status of the current process once it has
+// exited, or -1 while it runs or when a signal ended it.
+func (p *Proc) ExitCode() int {
+	cmd, done := p.current()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // Stop sends SIGTERM and waits for the process to exit; after 30s it
 // kills it and returns an error saying so. Stopping an exited process does
 // nothing.

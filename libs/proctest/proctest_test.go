@@ -45,6 +45,9 @@ func TestProcLifecycle(t *testing.T) {
 	if p.Running() {
 		t.Fatal("running after Stop")
 	}
+	if got := p.ExitCode(); got != 0 {
+		t.Fatalf("exit code %d after a clean stop, want 0", got)
+	}
 	p.Restart(t)
 	if !p.Running() {
 		t.Fatal("not running after Restart")
@@ -53,9 +56,15 @@ func TestProcLifecycle(t *testing.T) {
 	for strings.Count(p.Output(), "started hello") < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	if got := p.ExitCode(); got != -1 {
+		t.Fatalf("exit code %d while running, want -1", got)
+	}
 	p.Kill()
 	if p.Running() {
 		t.Fatal("running after Kill")
+	}
+	if got := p.ExitCode(); got != -1 {
+		t.Fatalf("exit code %d after SIGKILL, want -1", got)
 	}
 	if got := p.Output(); strings.Count(got, "started hello") != 2 || !strings.Contains(got, "stopping") {
 		t.Fatalf("output %q: want two starts and a stop", got)
