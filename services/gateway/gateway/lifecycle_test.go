@@ -110,11 +110,12 @@ func TestDrainReportsNotReady(t *testing.T) {
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
 	resp, err := http.Get(r.http + "/ws")
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("new connection while draining: %s, want 503", resp.Status)
-		}
+	if err != nil {
+		t.Fatalf("new connection while draining: %v, want a 503 answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("new connection while draining: %s, want 503", resp.Status)
 	}
 }
 
