@@ -32,8 +32,6 @@ const (
 	// ErrUnavailable: a dependency (auth, Redis) did not answer in time;
 	// retry later.
 	ErrUnavailable ErrorCode = "unavailable"
-	// ErrInternal: an unexpected failure on the server.
-	ErrInternal ErrorCode = "internal"
 )
 
 // Error is the error of a reply or of an error push.
@@ -84,7 +82,7 @@ var Closes = []CloseInfo{
 	{CloseNoPong, "no pong", "a protocol ping was not answered within the timeout"},
 	{CloseAuthTimeout, "auth timeout", "no token arrived within the authentication deadline"},
 	{CloseNodeFull, "node full", "the replica holds as many connections as it may; another may not"},
-	{CloseInternal, "internal error", "an unexpected failure on the server"},
+	{CloseInternal, "internal error", "the broker did not confirm the subscription of the user room within the request timeout (Redis slow or unreachable), or the replica was closing"},
 	{CloseBadToken, "bad token", "auth rejected the token: malformed, expired at connect, or revoked"},
 	{CloseSessionRevoked, "session revoked", "the session was revoked (logout); log in again"},
 	{CloseBadRequest, "bad request", "a binary frame, or a first frame that is not a well-formed auth request"},
@@ -106,7 +104,9 @@ func (c CloseCode) Reason() string {
 // Reconnect reports whether a client should reconnect after a close with
 // code c. Codes outside the catalog follow the RFC 6455 meaning: going away,
 // abnormal closure, internal error, restart and try-again-later reconnect;
-// policy violation, too big and the 3500-3999 range do not.
+// normal closure (1000: the gateway never sends it, so it is a close the
+// client asked for), protocol error, unsupported or invalid data, policy
+// violation, too big, a missing extension and the 3500-3999 range do not.
 func Reconnect(code int) bool {
 	switch {
 	case code >= 3000 && code < 3500:

@@ -19,7 +19,7 @@ func TestReconnect(t *testing.T) {
 		{3000, true}, {3002, true}, {3499, true},
 		{3500, false}, {3505, false}, {3999, false},
 		{1006, true}, {1001, true}, {1012, true},
-		{1008, false}, {1009, false},
+		{1000, false}, {1008, false}, {1009, false},
 	}
 	for _, tt := range tests {
 		if got := protocol.Reconnect(tt.code); got != tt.want {
