@@ -4,7 +4,8 @@
 // spread over the replicas, each in its user room and one conversation
 // room, publishes through the HTTP publish API at a fixed rate, and prints
 // one JSON report: connection rate, deliveries per second, fan-out latency
-// percentiles, losses, server CPU per delivery and memory per connection.
+// percentiles, losses and duplicates, server CPU per delivery and memory
+// per connection.
 // The step mode publishes at rising rates, one step after another over the
 // same clients, until the fan-out p99 passes a bound or deliveries are
 // lost, and reports the highest rate that held with every step's figures.

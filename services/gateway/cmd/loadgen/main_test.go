@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -40,8 +41,102 @@ func TestRun(t *testing.T) {
 	if rep.Published == 0 || rep.Expected != rep.Published*5 || rep.Delivered != rep.Expected || rep.Lost != 0 {
 		t.Fatalf("report %+v: want every publish delivered to its 5 members", rep)
 	}
-	if rep.LatencyMS == nil || rep.LatencyMS.P50 <= 0 || rep.ConnectFailures != 0 {
+	if rep.Duplicates != 0 || rep.LatencyMS == nil || rep.LatencyMS.P50 <= 0 || rep.ConnectFailures != 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	fields := printed(t, rep)
+	for _, f := range []string{"published", "publish_errors", "expected_deliveries", "deliveries", "duplicates", "lost"} {
+		if v, ok := fields[f]; !ok {
+			t.Errorf("%q missing from the report", f)
+		} else if f == "lost" && v != float64(0) {
+			t.Errorf("lost = %v, want 0", v)
+		}
+	}
+}
+
+// printed returns the report's JSON as the command prints it, decoded.
+func printed(t *testing.T, rep *report) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	return fields
+}
+
+// The modes that only connect, over in-process replicas: every connection
+// is counted, and no delivery figure is printed since nothing was
+// published.
+func TestConnectModes(t *testing.T) {
+	for _, mode := range []string{"idle", "storm"} {
+		t.Run(mode, func(t *testing.T) {
+			p := params{mode: mode, replicas: 2, conns: 30, rooms: 3, rate: 1, duration: time.Second,
+				payload: 100, connectPar: 32}
+			if err := p.check(); err != nil {
+				t.Fatal(err)
+			}
+			if mode == "storm" && p.connectPar != 256 {
+				t.Errorf("storm opens %d connections at once, want 256", p.connectPar)
+			}
+			rep, err := run(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Mode != mode || rep.Connections != 30 || rep.ConnectFailures != 0 ||
+				rep.ConnectSeconds <= 0 || rep.ConnectsPerSec <= 0 || rep.counts != nil || rep.LatencyMS != nil {
+				t.Fatalf("report %+v", rep)
+			}
+			fields := printed(t, rep)
+			for _, f := range []string{"published", "deliveries", "duplicates", "lost"} {
+				if _, ok := fields[f]; ok {
+					t.Errorf("%q printed by a mode that publishes nothing", f)
+				}
+			}
+		})
+	}
+}
+
+// The recorder on hand-made sequences: a sequence number arriving again at
+// the same client is a duplicate and does not make up for a lost one; the
+// same number at another client is a delivery of its own; reset forgets.
+func TestRecorderCounts(t *testing.T) {
+	tests := []struct {
+		name                        string
+		got                         map[int][]int64 // sequence numbers received, per client
+		expected                    int64
+		delivered, duplicates, lost int64
+	}{
+		{"every one once", map[int][]int64{0: {0, 2, 4}, 1: {1, 3}}, 5, 5, 0, 0},
+		{"nothing", nil, 4, 0, 0, 4},
+		{"a duplicate hides no loss", map[int][]int64{0: {0, 2, 2}, 1: {1, 3}}, 5, 4, 1, 1},
+		{"repeated many times", map[int][]int64{0: {7, 7, 7, 7}}, 2, 1, 3, 1},
+		{"same number, two clients", map[int][]int64{0: {5}, 1: {5}, 2: {5, 5}}, 3, 3, 1, 0},
+		{"out of order", map[int][]int64{0: {3, 1, 2, 1, 3}}, 3, 3, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecorder()
+			r.add(9, 100, time.Millisecond) // forgotten by reset
+			r.add(9, 100, time.Millisecond)
+			r.reset()
+			for client, seqs := range tt.got {
+				for _, seq := range seqs {
+					r.add(client, seq, time.Millisecond)
+				}
+			}
+			d, dup, lost := r.counts(tt.expected)
+			if d != tt.delivered || dup != tt.duplicates || lost != tt.lost {
+				t.Fatalf("counts = %d delivered, %d duplicates, %d lost; want %d, %d, %d",
+					d, dup, lost, tt.delivered, tt.duplicates, tt.lost)
+			}
+			if pc := r.percentiles(); tt.delivered > 0 && pc == nil || tt.delivered == 0 && pc != nil {
+				t.Fatalf("percentiles %+v after %d distinct deliveries", pc, tt.delivered)
+			}
+		})
 	}
 }
 

@@ -38,12 +38,8 @@ type report struct {
 	Rate           int     `json:"rate,omitempty"`
 	Seconds        float64 `json:"publish_seconds,omitempty"`
 	PayloadBytes   int     `json:"payload_bytes,omitempty"`
-	Published      int64   `json:"published,omitempty"`
 	AchievedRate   float64 `json:"achieved_rate,omitempty"`
-	PublishErrors  int64   `json:"publish_errors,omitempty"`
-	Expected       int64   `json:"expected_deliveries,omitempty"`
-	Delivered      int64   `json:"deliveries,omitempty"`
-	Lost           int64   `json:"lost,omitempty"`
+	*counts                // fanout mode only; nil: none of its fields printed
 	DeliveriesPerS float64 `json:"deliveries_per_second,omitempty"`
 	LatencyMS      *pcts   `json:"latency_ms,omitempty"`
 	ServerCPU      float64 `json:"server_cpu_seconds,omitempty"`
@@ -60,30 +56,79 @@ type report struct {
 	CPUModel  string `json:"cpu_model"`
 }
 
+// counts are what the fanout mode published and delivered. They are
+// printed whole, zeros included, so that an absent "lost" never stands for
+// none; the other modes print none of them (idle and storm publish
+// nothing, and the step, recovery and soak modes count in their own part
+// of the report).
+type counts struct {
+	Published     int64 `json:"published"`
+	PublishErrors int64 `json:"publish_errors"`
+	// Expected is each acknowledged publish times its room's members.
+	Expected int64 `json:"expected_deliveries"`
+	// Delivered counts distinct deliveries: a sequence number arriving
+	// again at the same client is counted in Duplicates instead.
+	Delivered  int64 `json:"deliveries"`
+	Duplicates int64 `json:"duplicates"`
+	// Lost is Expected minus Delivered, so a duplicate cannot hide a loss.
+	Lost int64 `json:"lost"`
+}
+
 type pcts struct {
 	P50, P90, P99, Max float64
 }
 
-// recorder counts deliveries and their latencies.
+// recorder counts deliveries, distinct per client by sequence number, and
+// their latencies.
 type recorder struct {
-	delivered atomic.Int64
-	mu        sync.Mutex
-	lat       []time.Duration
+	delivered atomic.Int64 // distinct deliveries
+
+	mu         sync.Mutex
+	seen       map[int]map[int64]struct{} // sequence numbers per client
+	duplicates int64
+	lat        []time.Duration // of distinct deliveries
 }
 
-func (r *recorder) add(d time.Duration) {
-	r.delivered.Add(1)
+func newRecorder() *recorder {
+	return &recorder{seen: make(map[int]map[int64]struct{})}
+}
+
+// add records the delivery of seq to client after d. A sequence number the
+// client has had already is counted as a duplicate, without its latency.
+func (r *recorder) add(client int, seq int64, d time.Duration) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	seqs := r.seen[client]
+	if seqs == nil {
+		seqs = make(map[int64]struct{})
+		r.seen[client] = seqs
+	}
+	if _, dup := seqs[seq]; dup {
+		r.duplicates++
+		return
+	}
+	seqs[seq] = struct{}{}
 	r.lat = append(r.lat, d)
-	r.mu.Unlock()
+	r.delivered.Add(1)
 }
 
 // reset forgets every delivery counted so far.
 func (r *recorder) reset() {
 	r.mu.Lock()
 	r.lat = nil
+	r.seen = make(map[int]map[int64]struct{})
+	r.duplicates = 0
 	r.delivered.Store(0)
 	r.mu.Unlock()
+}
+
+// counts returns the deliveries and duplicates recorded, and what was lost
+// of expected.
+func (r *recorder) counts(expected int64) (delivered, duplicates, lost int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delivered = r.delivered.Load()
+	return delivered, r.duplicates, expected - delivered
 }
 
 func (r *recorder) percentiles() *pcts {
@@ -139,7 +184,7 @@ func run(ctx context.Context, p params) (*report, error) {
 		rep.Rate = p.rate
 		return rep, soakPhase(ctx, p, fa, redisURL, redisPID, reps, rep)
 	}
-	rec := &recorder{}
+	rec := newRecorder()
 	clients, err := connectAll(ctx, p, fa, reps, rec, rep)
 	defer func() {
 		for _, c := range clients {
@@ -189,7 +234,7 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := connect(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), rec)
+			c, err := connect(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), rec, i)
 			if err != nil {
 				failures.Add(1)
 				return
@@ -218,9 +263,9 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 	return clients, nil
 }
 
-// connect opens one client, waits for it to be in its room and starts its
+// connect opens client i, waits for it to be in its room and starts its
 // reader.
-func connect(ctx context.Context, addr, token, room string, rec *recorder) (*websocket.Conn, error) {
+func connect(ctx context.Context, addr, token, room string, rec *recorder, i int) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(dctx, "ws://"+addr+"/ws", &websocket.DialOptions{
@@ -250,7 +295,7 @@ func connect(ctx context.Context, addr, token, room string, rec *recorder) (*web
 			break
 		}
 	}
-	go read(ws, rec)
+	go read(ws, rec, i)
 	return ws, nil
 }
 
@@ -259,7 +304,8 @@ type body struct {
 	TS  int64 `json:"ts"`
 }
 
-func read(ws *websocket.Conn, rec *recorder) {
+// read records the messages client i receives until its connection ends.
+func read(ws *websocket.Conn, rec *recorder, i int) {
 	for {
 		_, b, err := ws.Read(context.Background())
 		if err != nil {
@@ -270,7 +316,7 @@ func read(ws *websocket.Conn, rec *recorder) {
 		if json.Unmarshal(b, &f) != nil || f.Type != protocol.TypeMessage || json.Unmarshal(f.Data, &m) != nil {
 			continue
 		}
-		rec.add(time.Since(time.Unix(0, m.TS)))
+		rec.add(i, m.Seq, time.Since(time.Unix(0, m.TS)))
 	}
 }
 
@@ -313,10 +359,10 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 	cpu1, redis1 := serverCPU(reps, redisPID), cpuSeconds(redisPID)
 
 	rep.Rate, rep.Seconds, rep.PayloadBytes = p.rate, elapsed.Seconds(), p.payload
-	rep.Published, rep.PublishErrors = published.Load(), failed.Load()
+	n := &counts{Published: published.Load(), PublishErrors: failed.Load(), Expected: expected.Load()}
+	n.Delivered, n.Duplicates, n.Lost = rec.counts(n.Expected)
+	rep.counts = n
 	rep.AchievedRate = float64(rep.Published) / elapsed.Seconds()
-	rep.Expected, rep.Delivered = expected.Load(), rec.delivered.Load()
-	rep.Lost = rep.Expected - rep.Delivered
 	rep.DeliveriesPerS = float64(rep.Delivered) / elapsed.Seconds()
 	rep.LatencyMS = rec.percentiles()
 	rep.ServerCPU, rep.RedisCPU = cpu1-cpu0, redis1-redis0

@@ -82,6 +82,7 @@ type stepFigs struct {
 	PublishErrors int64   `json:"publish_errors"`
 	Expected      int64   `json:"expected_deliveries"`
 	Delivered     int64   `json:"deliveries"`
+	Duplicates    int64   `json:"duplicates"`
 	Lost          int64   `json:"lost"`
 	LatencyMS     *pcts   `json:"latency_ms"`
 	ServerCPU     float64 `json:"server_cpu_seconds"`
@@ -120,7 +121,8 @@ func runStep(ctx context.Context, p params, rate int, reps []*replica, redisPID 
 	var r report
 	publishPhase(ctx, one, reps, redisPID, rec, &r)
 	return stepFigs{Rate: rate, Seconds: r.Seconds, Published: r.Published, AchievedRate: r.AchievedRate,
-		PublishErrors: r.PublishErrors, Expected: r.Expected, Delivered: r.Delivered, Lost: r.Lost,
+		PublishErrors: r.PublishErrors, Expected: r.Expected, Delivered: r.Delivered,
+		Duplicates: r.Duplicates, Lost: r.Lost,
 		LatencyMS: r.LatencyMS, ServerCPU: r.ServerCPU}
 }
 
