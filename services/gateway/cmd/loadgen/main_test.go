@@ -256,7 +256,7 @@ var soakOK = soakParams{churn: 4, faultEvery: time.Second, redisPause: 100 * tim
 // listeners, and each process is back at its baseline.
 func TestSoakMode(t *testing.T) {
 	p := params{mode: "soak", gatewayBin: proctest.Build(t, "gateway"), replicas: 2, conns: 6, rooms: 3,
-		rate: 200, duration: 4 * time.Second, payload: 100, connectPar: 8, soak: soakOK}
+		rate: 200, duration: 5 * time.Second, payload: 100, connectPar: 8, soak: soakOK}
 	if err := p.check(); err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,11 @@ import (
 //   - churn: -soak-churn clients at a time connect, authenticate, join a
 //     conversation room, publish, leave and close, over and over, for
 //     -duration; every acknowledged publish is recorded;
-//   - faults, one every -soak-fault-every in turn: a replica SIGKILLed and
-//     started again on its addresses (every replica but the last, in turn:
-//     the last lives through the whole run, so its figures span all of
-//     it), the replicas' Redis pub/sub connections killed (CLIENT KILL
-//     TYPE pubsub), Redis stopped with SIGSTOP for -soak-redis-pause;
+//   - faults, one every -soak-fault-every in turn: the replicas' Redis
+//     pub/sub connections killed (CLIENT KILL TYPE pubsub), Redis stopped
+//     with SIGSTOP for -soak-redis-pause, a replica SIGKILLed and started
+//     again on its addresses (every replica but the last, in turn: the
+//     last lives through the whole run, so its figures span all of it);
 //   - end: every listener must hold every acknowledged message of its
 //     room; then every client is closed and each replica is measured
 //     until it is back within the tolerance of its baseline or -soak-settle

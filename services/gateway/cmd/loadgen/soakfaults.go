@@ -31,12 +31,14 @@ type faultRecord struct {
 
 // faults applies one fault every -soak-fault-every, the kinds in turn,
 // until the deadline. A fault that is still running at the deadline is
-// finished first.
+// finished first. The quick kinds come first, so that a short run sees
+// each kind before a replica's restart takes its time.
 func (sk *soak) faults(ctx context.Context, until time.Time) {
-	kinds := []func(context.Context) faultRecord{sk.killReplica, sk.killPubSub}
+	kinds := []func(context.Context) faultRecord{sk.killPubSub}
 	if sk.p.soak.redisPause > 0 {
 		kinds = append(kinds, sk.pauseRedis)
 	}
+	kinds = append(kinds, sk.killReplica)
 	tick := time.NewTicker(sk.p.soak.faultEvery)
 	defer tick.Stop()
 	end := time.NewTimer(time.Until(until))
