@@ -181,7 +181,7 @@ func TestMakeRun(t *testing.T) {
 				"gateway  WebSocket ws://"+a.gatewayHTTP+"/ws", tt.backend,
 				"demo page: http://"+a.gatewayHTTP+"/  (agent@example.com / switchboard-demo)")
 			for _, path := range []string{"/healthz", "/"} {
-				if err := httpGet("http://" + a.gatewayHTTP + path); err != nil {
+				if err := proctest.GetOK("http://" + a.gatewayHTTP + path); err != nil {
 					t.Errorf("gateway: %v", err)
 				}
 			}
@@ -252,23 +252,6 @@ func (r *runLocal) child(t *testing.T, name string) int {
 	}
 	t.Fatalf("no child process %s of run-local.sh among %q", name, children)
 	return 0
-}
-
-func httpGet(u string) error {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Close = true // no idle connection left behind for goleak
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New("GET " + u + ": " + resp.Status)
-	}
-	return nil
 }
 
 // demoLogin logs in through auth's token endpoint as the demo page does,

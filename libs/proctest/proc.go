@@ -165,10 +165,12 @@ func (p *Proc) WaitHealthy(t testing.TB, limit time.Duration) {
 // passes first or the process exits.
 func (p *Proc) WaitHTTP(t testing.TB, url string, limit time.Duration) {
 	t.Helper()
-	p.wait(t, limit, func() error { return getOK(url) })
+	p.wait(t, limit, func() error { return GetOK(url) })
 }
 
-func getOK(url string) error {
+// GetOK asks for url once, on a connection of its own that it closes, and
+// reports an error unless the answer is 200 OK.
+func GetOK(url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
