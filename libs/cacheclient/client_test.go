@@ -50,6 +50,12 @@ func TestNewRefuses(t *testing.T) {
 		{"empty", []string{"a:1", ""}, Options{}, "empty"},
 		{"twice", []string{"a:1", "b:1", "a:1"}, Options{}, "a:1 is listed twice"},
 		{"negative batch", []string{"a:1"}, Options{MaxBatch: -1}, "MaxBatch"},
+		{"name and address", []string{"dns:///cache:7300", "a:1"}, Options{}, "only address"},
+		{"DNS authority", []string{"dns://10.0.0.53/cache:7300"}, Options{}, "want dns:///host:port"},
+		{"no port", []string{"dns:///cache"}, Options{}, "want dns:///host:port"},
+		{"no host", []string{"dns:///:7300"}, Options{}, "want dns:///host:port"},
+		{"negative period", []string{"dns:///cache:7300"}, Options{ResolveEvery: -time.Second}, "ResolveEvery"},
+		{"period without name", []string{"a:1"}, Options{ResolveEvery: time.Second}, "need a dns:/// address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -89,34 +89,6 @@ func owners(c *Client, keys int) []string {
 	return out
 }
 
-func TestNewRefusesDiscoveryOptions(t *testing.T) {
-	tests := []struct {
-		name  string
-		addrs []string
-		opts  Options
-		want  string
-	}{
-		{"name and address", []string{"dns:///cache:7300", "a:1"}, Options{}, "only address"},
-		{"DNS authority", []string{"dns://10.0.0.53/cache:7300"}, Options{}, "want dns:///host:port"},
-		{"no port", []string{"dns:///cache"}, Options{}, "want dns:///host:port"},
-		{"no host", []string{"dns:///:7300"}, Options{}, "want dns:///host:port"},
-		{"negative period", []string{"dns:///cache:7300"}, Options{ResolveEvery: -time.Second}, "ResolveEvery"},
-		{"period without name", []string{"a:1"}, Options{ResolveEvery: time.Second}, "need a dns:/// address"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(tt.addrs, tt.opts)
-			if err == nil {
-				c.Close()
-				t.Fatal("accepted")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %q lacks %q", err, tt.want)
-			}
-		})
-	}
-}
-
 // As the name's replicas grow and shrink, the client follows, and only
 // keys of the replica that came or went change owner.
 func TestDiscoveryGrowsAndShrinks(t *testing.T) {
