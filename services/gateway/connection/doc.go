@@ -6,7 +6,10 @@
 //   - Conn: one WebSocket. Its reader runs on the goroutine that calls
 //     Serve; a flusher goroutine runs only while there is something to
 //     write; protocol pings and the token's expiry are timers. An idle
-//     connection holds one goroutine.
+//     connection holds one goroutine, with a small stack: the reader
+//     decodes and handles each request on a short-lived goroutine and
+//     waits for it, so the deep calls (auth, the broker, JSON) never grow
+//     the stack that waits for the next frame.
 //   - Config: the limits and timings every connection shares.
 //   - Deps: the hub, broker and authenticator a connection talks to.
 //

@@ -29,7 +29,9 @@ func (c *Conn) read(ctx context.Context, token string) protocol.CloseCode {
 		}
 		token, first = req.Token, req
 	}
-	if code := c.authenticate(ctx, token, first); code != 0 {
+	var code protocol.CloseCode
+	onFreshStack(func() { code = c.authenticate(ctx, token, first) })
+	if code != 0 {
 		return code
 	}
 
@@ -48,7 +50,7 @@ func (c *Conn) read(ctx context.Context, token string) protocol.CloseCode {
 		}
 		violations = 0
 		if req != nil {
-			c.handle(ctx, req)
+			onFreshStack(func() { c.handle(ctx, req) })
 		}
 	}
 }
@@ -88,7 +90,8 @@ func (c *Conn) next(ctx context.Context) (*protocol.Request, protocol.CloseCode)
 	c.deps.Metrics.BytesIn.Add(float64(n))
 
 	var req protocol.Request
-	if err := json.Unmarshal(buf.Bytes(), &req); err != nil {
+	onFreshStack(func() { err = json.Unmarshal(buf.Bytes(), &req) })
+	if err != nil {
 		c.deps.Metrics.MessagesIn.WithLabelValues("malformed").Inc()
 		c.pushError(protocol.ErrBadRequest, "the frame is not a JSON request")
 		return nil, 0
@@ -169,4 +172,19 @@ func (c *Conn) dropIdentity() {
 	c.mu.Lock()
 	c.ident = authn.Identity{}
 	c.mu.Unlock()
+}
+
+// onFreshStack runs f on a goroutine of its own and waits for it. A
+// goroutine's stack grows to its deepest call and shrinks only when a
+// collection finds it mostly unused, so the reader hands work that needs
+// a deep stack (calls to auth and the broker, JSON decoding) to a
+// short-lived goroutine: its own stack stays as small as waiting for the
+// next frame needs, and that stack is what an idle connection costs.
+func onFreshStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
