@@ -84,6 +84,10 @@ func TestTrustedCallsNeedTheCredential(t *testing.T) {
 			_, err := c.ListConversations(ctxT(t), &authv1.ListConversationsRequest{UserId: "u1"})
 			return err
 		},
+		"Recheck": func(c authv1.AuthServiceClient) error {
+			_, err := c.Recheck(ctxT(t), &authv1.RecheckRequest{SessionIds: []string{"s1"}})
+			return err
+		},
 		"WatchRevocations": func(c authv1.AuthServiceClient) error {
 			s, err := c.WatchRevocations(ctxT(t), &authv1.WatchRevocationsRequest{})
 			if err != nil {

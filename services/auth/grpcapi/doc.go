@@ -5,8 +5,8 @@
 //   - Server: the AuthServiceServer; it validates nothing itself beyond
 //     message shape, and maps authority errors to status codes.
 //   - trusted call: IssueSession, RevokeSessions, CreateUser, GrantAccess,
-//     RevokeAccess, ListMembers, Authorize, ListConversations and
-//     WatchRevocations; the interceptors from
+//     RevokeAccess, ListMembers, Authorize, ListConversations,
+//     WatchRevocations and Recheck; the interceptors from
 //     server.Credential.Require refuse them without the service credential
 //     (Trusted names them).
 //
@@ -14,7 +14,8 @@
 // and tokens never reach a client or a log line from here.
 //
 // Limits: at most Options.MaxWatchers WatchRevocations streams are open at
-// once (RESOURCE_EXHAUSTED past it); message size and the time a unary call
+// once (RESOURCE_EXHAUSTED past it); a Recheck takes at most
+// authority.MaxRecheck session ids and as many accesses; message size and the time a unary call
 // may work are bounded by the server.GRPC the Server is registered on.
 //
 // Concurrency: a Server is safe for concurrent use; each WatchRevocations

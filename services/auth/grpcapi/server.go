@@ -33,6 +33,7 @@ var trusted = map[string]bool{
 	authv1.AuthService_Authorize_FullMethodName:         true,
 	authv1.AuthService_ListConversations_FullMethodName: true,
 	authv1.AuthService_WatchRevocations_FullMethodName:  true,
+	authv1.AuthService_Recheck_FullMethodName:           true,
 }
 
 // Trusted says whether a full method name needs the service credential;

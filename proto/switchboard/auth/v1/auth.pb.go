@@ -1465,6 +1465,165 @@ func (*WatchRevocationsResponse_Session) isWatchRevocationsResponse_Revocation()
 
 func (*WatchRevocationsResponse_Access) isWatchRevocationsResponse_Revocation() {}
 
+// Access is one user's access to one conversation.
+type Access struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UserId         string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Access) Reset() {
+	*x = Access{}
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Access) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Access) ProtoMessage() {}
+
+func (x *Access) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Access.ProtoReflect.Descriptor instead.
+func (*Access) Descriptor() ([]byte, []int) {
+	return file_switchboard_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Access) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Access) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+type RecheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionIds    []string               `protobuf:"bytes,1,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	Accesses      []*Access              `protobuf:"bytes,2,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecheckRequest) Reset() {
+	*x = RecheckRequest{}
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecheckRequest) ProtoMessage() {}
+
+func (x *RecheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecheckRequest.ProtoReflect.Descriptor instead.
+func (*RecheckRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RecheckRequest) GetSessionIds() []string {
+	if x != nil {
+		return x.SessionIds
+	}
+	return nil
+}
+
+func (x *RecheckRequest) GetAccesses() []*Access {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+type RecheckResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requested sessions that are unknown, ended or expired.
+	EndedSessionIds []string `protobuf:"bytes,1,rep,name=ended_session_ids,json=endedSessionIds,proto3" json:"ended_session_ids,omitempty"`
+	// The requested accesses that are no longer allowed.
+	RevokedAccesses []*Access `protobuf:"bytes,2,rep,name=revoked_accesses,json=revokedAccesses,proto3" json:"revoked_accesses,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RecheckResponse) Reset() {
+	*x = RecheckResponse{}
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecheckResponse) ProtoMessage() {}
+
+func (x *RecheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecheckResponse.ProtoReflect.Descriptor instead.
+func (*RecheckResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RecheckResponse) GetEndedSessionIds() []string {
+	if x != nil {
+		return x.EndedSessionIds
+	}
+	return nil
+}
+
+func (x *RecheckResponse) GetRevokedAccesses() []*Access {
+	if x != nil {
+		return x.RevokedAccesses
+	}
+	return nil
+}
+
 var File_switchboard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_switchboard_auth_v1_auth_proto_rawDesc = "" +
@@ -1549,7 +1708,18 @@ const file_switchboard_auth_v1_auth_proto_rawDesc = "" +
 	"\x06access\x18\x02 \x01(\v2\".switchboard.auth.v1.AccessRevokedH\x00R\x06access\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\f\n" +
 	"\n" +
-	"revocation2\xfa\t\n" +
+	"revocation\"J\n" +
+	"\x06Access\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\"j\n" +
+	"\x0eRecheckRequest\x12\x1f\n" +
+	"\vsession_ids\x18\x01 \x03(\tR\n" +
+	"sessionIds\x127\n" +
+	"\baccesses\x18\x02 \x03(\v2\x1b.switchboard.auth.v1.AccessR\baccesses\"\x85\x01\n" +
+	"\x0fRecheckResponse\x12*\n" +
+	"\x11ended_session_ids\x18\x01 \x03(\tR\x0fendedSessionIds\x12F\n" +
+	"\x10revoked_accesses\x18\x02 \x03(\v2\x1b.switchboard.auth.v1.AccessR\x0frevokedAccesses2\xd0\n" +
+	"\n" +
 	"\vAuthService\x12N\n" +
 	"\x05Login\x12!.switchboard.auth.v1.LoginRequest\x1a\".switchboard.auth.v1.LoginResponse\x12c\n" +
 	"\fIssueSession\x12(.switchboard.auth.v1.IssueSessionRequest\x1a).switchboard.auth.v1.IssueSessionResponse\x12W\n" +
@@ -1564,7 +1734,8 @@ const file_switchboard_auth_v1_auth_proto_rawDesc = "" +
 	"\fRevokeAccess\x12(.switchboard.auth.v1.RevokeAccessRequest\x1a).switchboard.auth.v1.RevokeAccessResponse\x12`\n" +
 	"\vListMembers\x12'.switchboard.auth.v1.ListMembersRequest\x1a(.switchboard.auth.v1.ListMembersResponse\x12r\n" +
 	"\x11ListConversations\x12-.switchboard.auth.v1.ListConversationsRequest\x1a..switchboard.auth.v1.ListConversationsResponse\x12q\n" +
-	"\x10WatchRevocations\x12,.switchboard.auth.v1.WatchRevocationsRequest\x1a-.switchboard.auth.v1.WatchRevocationsResponse0\x01B.Z,switchboard/proto/switchboard/auth/v1;authv1b\x06proto3"
+	"\x10WatchRevocations\x12,.switchboard.auth.v1.WatchRevocationsRequest\x1a-.switchboard.auth.v1.WatchRevocationsResponse0\x01\x12T\n" +
+	"\aRecheck\x12#.switchboard.auth.v1.RecheckRequest\x1a$.switchboard.auth.v1.RecheckResponseB.Z,switchboard/proto/switchboard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_switchboard_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1578,7 +1749,7 @@ func file_switchboard_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_switchboard_auth_v1_auth_proto_rawDescData
 }
 
-var file_switchboard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_switchboard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_switchboard_auth_v1_auth_proto_goTypes = []any{
 	(*TokenPair)(nil),                 // 0: switchboard.auth.v1.TokenPair
 	(*LoginRequest)(nil),              // 1: switchboard.auth.v1.LoginRequest
@@ -1609,49 +1780,56 @@ var file_switchboard_auth_v1_auth_proto_goTypes = []any{
 	(*SessionRevoked)(nil),            // 26: switchboard.auth.v1.SessionRevoked
 	(*AccessRevoked)(nil),             // 27: switchboard.auth.v1.AccessRevoked
 	(*WatchRevocationsResponse)(nil),  // 28: switchboard.auth.v1.WatchRevocationsResponse
-	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
+	(*Access)(nil),                    // 29: switchboard.auth.v1.Access
+	(*RecheckRequest)(nil),            // 30: switchboard.auth.v1.RecheckRequest
+	(*RecheckResponse)(nil),           // 31: switchboard.auth.v1.RecheckResponse
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
 }
 var file_switchboard_auth_v1_auth_proto_depIdxs = []int32{
-	29, // 0: switchboard.auth.v1.TokenPair.access_expires_at:type_name -> google.protobuf.Timestamp
-	29, // 1: switchboard.auth.v1.TokenPair.session_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 0: switchboard.auth.v1.TokenPair.access_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 1: switchboard.auth.v1.TokenPair.session_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: switchboard.auth.v1.LoginResponse.tokens:type_name -> switchboard.auth.v1.TokenPair
 	0,  // 3: switchboard.auth.v1.IssueSessionResponse.tokens:type_name -> switchboard.auth.v1.TokenPair
-	29, // 4: switchboard.auth.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 4: switchboard.auth.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: switchboard.auth.v1.RefreshResponse.tokens:type_name -> switchboard.auth.v1.TokenPair
 	26, // 6: switchboard.auth.v1.WatchRevocationsResponse.session:type_name -> switchboard.auth.v1.SessionRevoked
 	27, // 7: switchboard.auth.v1.WatchRevocationsResponse.access:type_name -> switchboard.auth.v1.AccessRevoked
-	29, // 8: switchboard.auth.v1.WatchRevocationsResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 9: switchboard.auth.v1.AuthService.Login:input_type -> switchboard.auth.v1.LoginRequest
-	3,  // 10: switchboard.auth.v1.AuthService.IssueSession:input_type -> switchboard.auth.v1.IssueSessionRequest
-	5,  // 11: switchboard.auth.v1.AuthService.Validate:input_type -> switchboard.auth.v1.ValidateRequest
-	7,  // 12: switchboard.auth.v1.AuthService.Refresh:input_type -> switchboard.auth.v1.RefreshRequest
-	9,  // 13: switchboard.auth.v1.AuthService.Logout:input_type -> switchboard.auth.v1.LogoutRequest
-	11, // 14: switchboard.auth.v1.AuthService.RevokeSessions:input_type -> switchboard.auth.v1.RevokeSessionsRequest
-	13, // 15: switchboard.auth.v1.AuthService.CreateUser:input_type -> switchboard.auth.v1.CreateUserRequest
-	15, // 16: switchboard.auth.v1.AuthService.Authorize:input_type -> switchboard.auth.v1.AuthorizeRequest
-	17, // 17: switchboard.auth.v1.AuthService.GrantAccess:input_type -> switchboard.auth.v1.GrantAccessRequest
-	19, // 18: switchboard.auth.v1.AuthService.RevokeAccess:input_type -> switchboard.auth.v1.RevokeAccessRequest
-	21, // 19: switchboard.auth.v1.AuthService.ListMembers:input_type -> switchboard.auth.v1.ListMembersRequest
-	23, // 20: switchboard.auth.v1.AuthService.ListConversations:input_type -> switchboard.auth.v1.ListConversationsRequest
-	25, // 21: switchboard.auth.v1.AuthService.WatchRevocations:input_type -> switchboard.auth.v1.WatchRevocationsRequest
-	2,  // 22: switchboard.auth.v1.AuthService.Login:output_type -> switchboard.auth.v1.LoginResponse
-	4,  // 23: switchboard.auth.v1.AuthService.IssueSession:output_type -> switchboard.auth.v1.IssueSessionResponse
-	6,  // 24: switchboard.auth.v1.AuthService.Validate:output_type -> switchboard.auth.v1.ValidateResponse
-	8,  // 25: switchboard.auth.v1.AuthService.Refresh:output_type -> switchboard.auth.v1.RefreshResponse
-	10, // 26: switchboard.auth.v1.AuthService.Logout:output_type -> switchboard.auth.v1.LogoutResponse
-	12, // 27: switchboard.auth.v1.AuthService.RevokeSessions:output_type -> switchboard.auth.v1.RevokeSessionsResponse
-	14, // 28: switchboard.auth.v1.AuthService.CreateUser:output_type -> switchboard.auth.v1.CreateUserResponse
-	16, // 29: switchboard.auth.v1.AuthService.Authorize:output_type -> switchboard.auth.v1.AuthorizeResponse
-	18, // 30: switchboard.auth.v1.AuthService.GrantAccess:output_type -> switchboard.auth.v1.GrantAccessResponse
-	20, // 31: switchboard.auth.v1.AuthService.RevokeAccess:output_type -> switchboard.auth.v1.RevokeAccessResponse
-	22, // 32: switchboard.auth.v1.AuthService.ListMembers:output_type -> switchboard.auth.v1.ListMembersResponse
-	24, // 33: switchboard.auth.v1.AuthService.ListConversations:output_type -> switchboard.auth.v1.ListConversationsResponse
-	28, // 34: switchboard.auth.v1.AuthService.WatchRevocations:output_type -> switchboard.auth.v1.WatchRevocationsResponse
-	22, // [22:35] is the sub-list for method output_type
-	9,  // [9:22] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	32, // 8: switchboard.auth.v1.WatchRevocationsResponse.time:type_name -> google.protobuf.Timestamp
+	29, // 9: switchboard.auth.v1.RecheckRequest.accesses:type_name -> switchboard.auth.v1.Access
+	29, // 10: switchboard.auth.v1.RecheckResponse.revoked_accesses:type_name -> switchboard.auth.v1.Access
+	1,  // 11: switchboard.auth.v1.AuthService.Login:input_type -> switchboard.auth.v1.LoginRequest
+	3,  // 12: switchboard.auth.v1.AuthService.IssueSession:input_type -> switchboard.auth.v1.IssueSessionRequest
+	5,  // 13: switchboard.auth.v1.AuthService.Validate:input_type -> switchboard.auth.v1.ValidateRequest
+	7,  // 14: switchboard.auth.v1.AuthService.Refresh:input_type -> switchboard.auth.v1.RefreshRequest
+	9,  // 15: switchboard.auth.v1.AuthService.Logout:input_type -> switchboard.auth.v1.LogoutRequest
+	11, // 16: switchboard.auth.v1.AuthService.RevokeSessions:input_type -> switchboard.auth.v1.RevokeSessionsRequest
+	13, // 17: switchboard.auth.v1.AuthService.CreateUser:input_type -> switchboard.auth.v1.CreateUserRequest
+	15, // 18: switchboard.auth.v1.AuthService.Authorize:input_type -> switchboard.auth.v1.AuthorizeRequest
+	17, // 19: switchboard.auth.v1.AuthService.GrantAccess:input_type -> switchboard.auth.v1.GrantAccessRequest
+	19, // 20: switchboard.auth.v1.AuthService.RevokeAccess:input_type -> switchboard.auth.v1.RevokeAccessRequest
+	21, // 21: switchboard.auth.v1.AuthService.ListMembers:input_type -> switchboard.auth.v1.ListMembersRequest
+	23, // 22: switchboard.auth.v1.AuthService.ListConversations:input_type -> switchboard.auth.v1.ListConversationsRequest
+	25, // 23: switchboard.auth.v1.AuthService.WatchRevocations:input_type -> switchboard.auth.v1.WatchRevocationsRequest
+	30, // 24: switchboard.auth.v1.AuthService.Recheck:input_type -> switchboard.auth.v1.RecheckRequest
+	2,  // 25: switchboard.auth.v1.AuthService.Login:output_type -> switchboard.auth.v1.LoginResponse
+	4,  // 26: switchboard.auth.v1.AuthService.IssueSession:output_type -> switchboard.auth.v1.IssueSessionResponse
+	6,  // 27: switchboard.auth.v1.AuthService.Validate:output_type -> switchboard.auth.v1.ValidateResponse
+	8,  // 28: switchboard.auth.v1.AuthService.Refresh:output_type -> switchboard.auth.v1.RefreshResponse
+	10, // 29: switchboard.auth.v1.AuthService.Logout:output_type -> switchboard.auth.v1.LogoutResponse
+	12, // 30: switchboard.auth.v1.AuthService.RevokeSessions:output_type -> switchboard.auth.v1.RevokeSessionsResponse
+	14, // 31: switchboard.auth.v1.AuthService.CreateUser:output_type -> switchboard.auth.v1.CreateUserResponse
+	16, // 32: switchboard.auth.v1.AuthService.Authorize:output_type -> switchboard.auth.v1.AuthorizeResponse
+	18, // 33: switchboard.auth.v1.AuthService.GrantAccess:output_type -> switchboard.auth.v1.GrantAccessResponse
+	20, // 34: switchboard.auth.v1.AuthService.RevokeAccess:output_type -> switchboard.auth.v1.RevokeAccessResponse
+	22, // 35: switchboard.auth.v1.AuthService.ListMembers:output_type -> switchboard.auth.v1.ListMembersResponse
+	24, // 36: switchboard.auth.v1.AuthService.ListConversations:output_type -> switchboard.auth.v1.ListConversationsResponse
+	28, // 37: switchboard.auth.v1.AuthService.WatchRevocations:output_type -> switchboard.auth.v1.WatchRevocationsResponse
+	31, // 38: switchboard.auth.v1.AuthService.Recheck:output_type -> switchboard.auth.v1.RecheckResponse
+	25, // [25:39] is the sub-list for method output_type
+	11, // [11:25] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_auth_v1_auth_proto_init() }
@@ -1669,7 +1847,7 @@ func file_switchboard_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_auth_v1_auth_proto_rawDesc), len(file_switchboard_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

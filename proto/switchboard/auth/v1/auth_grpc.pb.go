@@ -32,6 +32,7 @@ const (
 	AuthService_ListMembers_FullMethodName       = "/switchboard.auth.v1.AuthService/ListMembers"
 	AuthService_ListConversations_FullMethodName = "/switchboard.auth.v1.AuthService/ListConversations"
 	AuthService_WatchRevocations_FullMethodName  = "/switchboard.auth.v1.AuthService/WatchRevocations"
+	AuthService_Recheck_FullMethodName           = "/switchboard.auth.v1.AuthService/Recheck"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -87,6 +88,13 @@ type AuthServiceClient interface {
 	// subscription, the client fell more than 1024 events behind, or the
 	// server is shutting down).
 	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error)
+	// Recheck says which of the given sessions have ended and which of the
+	// given accesses are no longer allowed, as the store has them now (no
+	// cache). Trusted. A follower of WatchRevocations calls it after its
+	// stream came back, for what it holds open, since revocations made while
+	// the stream was down were not seen. At most 10,000 session ids and
+	// 10,000 accesses a call; more is INVALID_ARGUMENT, so callers page.
+	Recheck(ctx context.Context, in *RecheckRequest, opts ...grpc.CallOption) (*RecheckResponse, error)
 }
 
 type authServiceClient struct {
@@ -236,6 +244,16 @@ func (c *authServiceClient) WatchRevocations(ctx context.Context, in *WatchRevoc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuthService_WatchRevocationsClient = grpc.ServerStreamingClient[WatchRevocationsResponse]
 
+func (c *authServiceClient) Recheck(ctx context.Context, in *RecheckRequest, opts ...grpc.CallOption) (*RecheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecheckResponse)
+	err := c.cc.Invoke(ctx, AuthService_Recheck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -289,6 +307,13 @@ type AuthServiceServer interface {
 	// subscription, the client fell more than 1024 events behind, or the
 	// server is shutting down).
 	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error
+	// Recheck says which of the given sessions have ended and which of the
+	// given accesses are no longer allowed, as the store has them now (no
+	// cache). Trusted. A follower of WatchRevocations calls it after its
+	// stream came back, for what it holds open, since revocations made while
+	// the stream was down were not seen. At most 10,000 session ids and
+	// 10,000 accesses a call; more is INVALID_ARGUMENT, so callers page.
+	Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -337,6 +362,9 @@ func (UnimplementedAuthServiceServer) ListConversations(context.Context, *ListCo
 }
 func (UnimplementedAuthServiceServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
+}
+func (UnimplementedAuthServiceServer) Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Recheck not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -586,6 +614,24 @@ func _AuthService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuthService_WatchRevocationsServer = grpc.ServerStreamingServer[WatchRevocationsResponse]
 
+func _AuthService_Recheck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).Recheck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_Recheck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).Recheck(ctx, req.(*RecheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -640,6 +686,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConversations",
 			Handler:    _AuthService_ListConversations_Handler,
+		},
+		{
+			MethodName: "Recheck",
+			Handler:    _AuthService_Recheck_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
