@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,8 +52,11 @@ type Options struct {
 	// for Watch.
 	OnSessionRevoked func(user, session string)
 	OnAccessRevoked  func(user, conversation string)
-	Metrics          *telemetry.Metrics
-	Logger           *slog.Logger
+	// Held lists what the replica holds open, for the recheck after the
+	// revocation stream came back. Nil: nothing is held.
+	Held    func() Held
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 }
 
 type key [sha256.Size]byte
@@ -88,6 +92,9 @@ func New(opts Options) (*Authenticator, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Held == nil {
+		opts.Held = func() Held { return Held{} }
 	}
 	cache, err := store.New(store.Options[key, Identity]{
 		MaxEntries: opts.CacheEntries, DefaultTTL: opts.CacheTTL,
@@ -217,11 +224,13 @@ func (a *Authenticator) classify(err error) error {
 
 // Watch follows auth's revocations until ctx is done, reconnecting with
 // backoff. The cache is in use only while a stream is connected and its
-// headers have arrived.
+// headers have arrived. Every stream but one of the first attempt starts
+// with a recheck of what is held, since revocations may have been missed
+// before it.
 func (a *Authenticator) Watch(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if a.watchOnce(ctx) {
+	for first := true; ctx.Err() == nil; first = false {
+		if a.watchOnce(ctx, !first) {
 			backoff = 100 * time.Millisecond
 		}
 		wait := time.Duration(rand.Int64N(int64(backoff)))
@@ -236,9 +245,13 @@ func (a *Authenticator) Watch(ctx context.Context) {
 // watchOnce reads one revocation stream until it fails and reports whether
 // it received anything. The cache is trusted only once the stream's
 // response headers have arrived: auth sends them when this watcher is
-// registered, and a revocation made before then would not be seen.
-func (a *Authenticator) watchOnce(ctx context.Context) bool {
+// registered, and a revocation made before then would not be seen. With
+// recheck, what is held is then rechecked on another goroutine while the
+// stream lasts.
+func (a *Authenticator) watchOnce(ctx context.Context, recheck bool) bool {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	stream, err := a.opts.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{})
 	if err != nil {
@@ -262,6 +275,9 @@ func (a *Authenticator) watchOnce(ctx context.Context) bool {
 		a.trust(false)
 		a.cache.Clear()
 	}()
+	if recheck {
+		wg.Go(func() { a.recheck(ctx) })
+	}
 
 	got := false
 	for {
@@ -279,14 +295,24 @@ func (a *Authenticator) watchOnce(ctx context.Context) bool {
 
 func (a *Authenticator) apply(resp *authv1.WatchRevocationsResponse) {
 	if s := resp.GetSession(); s != nil {
-		a.opts.Metrics.Revocations.WithLabelValues("session").Inc()
-		a.revoked.Set(s.GetSessionId(), struct{}{})
-		a.opts.OnSessionRevoked(s.GetUserId(), s.GetSessionId())
+		a.sessionRevoked(s.GetUserId(), s.GetSessionId())
 	}
 	if ac := resp.GetAccess(); ac != nil {
-		a.opts.Metrics.Revocations.WithLabelValues("access").Inc()
-		a.opts.OnAccessRevoked(ac.GetUserId(), ac.GetConversationId())
+		a.accessRevoked(ac.GetUserId(), ac.GetConversationId())
 	}
+}
+
+// sessionRevoked applies the end of a session, streamed or rechecked.
+func (a *Authenticator) sessionRevoked(user, session string) {
+	a.opts.Metrics.Revocations.WithLabelValues("session").Inc()
+	a.revoked.Set(session, struct{}{})
+	a.opts.OnSessionRevoked(user, session)
+}
+
+// accessRevoked applies the end of an access, streamed or rechecked.
+func (a *Authenticator) accessRevoked(user, conversation string) {
+	a.opts.Metrics.Revocations.WithLabelValues("access").Inc()
+	a.opts.OnAccessRevoked(user, conversation)
 }
 
 // trust turns the cache's use on or off and starts a new epoch.

@@ -35,6 +35,12 @@ func (r *revocations) count() int {
 
 func setup(t *testing.T, watch bool) (*fakeauth.Auth, *authn.Authenticator, *revocations) {
 	t.Helper()
+	return setupWith(t, watch, nil)
+}
+
+// setupWith is setup with mod applied to the options.
+func setupWith(t *testing.T, watch bool, mod func(*authn.Options)) (*fakeauth.Auth, *authn.Authenticator, *revocations) {
+	t.Helper()
 	fa, err := fakeauth.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +52,14 @@ func setup(t *testing.T, watch bool) (*fakeauth.Auth, *authn.Authenticator, *rev
 	}
 	t.Cleanup(func() { conn.Close() })
 	rev := &revocations{}
-	a, err := authn.New(authn.Options{
+	opts := authn.Options{
 		Client: authv1.NewAuthServiceClient(conn), CacheEntries: 100, CacheTTL: time.Minute,
 		OnSessionRevoked: rev.session, OnAccessRevoked: func(string, string) {},
-	})
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	a, err := authn.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@
 //     validations (libs/store), keyed by the SHA-256 of the token.
 //   - Identity: who a token belongs to, its session and its expiry.
 //   - Watch: the loop that reads WatchRevocations and tells the gateway.
+//   - Held: what the replica holds open, rechecked after a break.
 //
 // The cache holds a validation no longer than the token's own expiry and
 // no longer than CacheTTL (the revocation budget). It is used only while
@@ -20,9 +21,21 @@
 // answered before that is not cached afterwards, for the same reason. A
 // revoked session's cached validations stop counting at once.
 //
+// Recheck: when a stream comes back after a break (every stream but one of
+// Watch's first attempt), what the replica holds open (Options.Held: the
+// sessions of its connections and the conversation rooms of its members)
+// is sent to auth's Recheck in pages of MaxRecheck, each call bounded by
+// CallTimeout, and every session or access auth reports gone is applied
+// as a streamed revocation would be. A failed recheck is retried with
+// backoff while the stream lasts; auth being unreachable never closes a
+// connection. An auth without Recheck (UNIMPLEMENTED) is logged once per
+// stream and not asked again on it.
+//
 // Tokens never leave this package except to auth: not in errors, not in
 // logs.
 //
 // Concurrency: every method is safe for concurrent use. Watch runs on one
-// goroutine of the caller's and returns when its ctx is done.
+// goroutine of the caller's and returns when its ctx is done; a recheck
+// runs on a goroutine of its stream's, waited for before the stream's
+// attempt returns, so the callbacks may be called from two goroutines.
 package authn

@@ -30,6 +30,7 @@ func (m *member) Send(frame []byte, _ time.Time) {
 }
 func (m *member) AccessRevoked(string)     {}
 func (m *member) SessionRevoked(string)    {}
+func (m *member) Session() string          { return "" }
 func (m *member) Close(protocol.CloseCode) {}
 
 func (m *member) received() []uint64 {

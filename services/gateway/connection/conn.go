@@ -186,6 +186,9 @@ func (c *Conn) ID() string { return c.id }
 // User returns the authenticated user, or "" before authentication.
 func (c *Conn) User() string { return c.identity().User }
 
+// Session returns the authenticated session, or "" before authentication.
+func (c *Conn) Session() string { return c.identity().Session }
+
 // Send queues frame without blocking. A frame that would take the queue
 // past its byte limit closes the connection as a slow consumer instead.
 func (c *Conn) Send(frame []byte, published time.Time) {

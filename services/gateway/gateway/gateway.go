@@ -117,6 +117,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		OnAccessRevoked: func(user, conversation string) {
 			g.hub.RevokeAccess(user, protocol.ConversationPrefix+conversation)
 		},
+		Held:    g.held,
 		Metrics: g.metrics, Logger: g.log.With("component", "authn"),
 	})
 	if err != nil {
@@ -203,6 +204,17 @@ func acceptOptions(cfg Config) *websocket.AcceptOptions {
 
 // Hub is the replica's hub, for tests and tools.
 func (g *Gateway) Hub() *hub.Hub { return g.hub }
+
+// held lists the sessions and conversation accesses this replica holds
+// open, for the recheck after auth's revocation stream came back.
+func (g *Gateway) held() authn.Held {
+	rooms := g.hub.Memberships(protocol.ConversationPrefix)
+	accesses := make([]authn.Access, len(rooms))
+	for i, m := range rooms {
+		accesses[i] = authn.Access{User: m.User, Conversation: strings.TrimPrefix(m.Room, protocol.ConversationPrefix)}
+	}
+	return authn.Held{Sessions: g.hub.Sessions(), Accesses: accesses}
+}
 
 // Handler serves the replica's HTTP API.
 func (g *Gateway) Handler() http.Handler {

@@ -4,8 +4,10 @@
 // Roles:
 //   - Hub: rooms (sharded maps of members), the registry of connections per
 //     user, and the limits on connections per user and per replica.
-//   - Member: what the hub needs from a connection: a non-blocking Send and
-//     the revocation callbacks.
+//   - Member: what the hub needs from a connection: a non-blocking Send,
+//     the revocation callbacks and its session.
+//   - Membership: a user's connection in a room; Sessions and Memberships
+//     list what this replica holds, for a recheck with auth.
 //
 // Order and gaps: each room keeps the position last delivered here; a
 // message that skips offsets, opens an epoch past its start, or follows a

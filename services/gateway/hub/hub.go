@@ -22,6 +22,8 @@ type Member interface {
 	AccessRevoked(room string)
 	// SessionRevoked tells the member that session ended.
 	SessionRevoked(session string)
+	// Session returns the member's current session.
+	Session() string
 	// Close closes the member with code, without blocking.
 	Close(code protocol.CloseCode)
 }

@@ -57,6 +57,7 @@ func (m *member) Send(frame []byte, _ time.Time) {
 }
 func (m *member) AccessRevoked(string)     {}
 func (m *member) SessionRevoked(string)    {}
+func (m *member) Session() string          { return "" }
 func (m *member) Close(protocol.CloseCode) {}
 
 func newHub(opts hub.Options) (*hub.Hub, *wants) {

@@ -45,6 +45,8 @@ type Auth struct {
 	Addr string
 	// Validations counts Validate calls.
 	Validations atomic.Int64
+	// Rechecks counts the Recheck calls answered.
+	Rechecks atomic.Int64
 
 	srv  *grpc.Server
 	cred server.Credential
@@ -55,6 +57,8 @@ type Auth struct {
 	revoked  map[string]bool // sessions
 	watchers map[chan *authv1.WatchRevocationsResponse]struct{}
 	down     bool
+	// watchDown ends every revocation stream and refuses new ones.
+	watchDown bool
 }
 
 // Start serves a fake on a free loopback port until Stop.
@@ -102,11 +106,28 @@ func (a *Auth) Grant(user, conversation string) {
 	a.mu.Unlock()
 }
 
-// SetDown makes Validate and Authorize fail with UNAVAILABLE.
+// SetDown makes Validate, Authorize, ListConversations and Recheck fail
+// with UNAVAILABLE.
 func (a *Auth) SetDown(down bool) {
 	a.mu.Lock()
 	a.down = down
 	a.mu.Unlock()
+}
+
+// SetWatchDown with true ends every revocation stream with UNAVAILABLE and
+// refuses new ones until it is called with false; revocations meanwhile
+// reach no watcher.
+func (a *Auth) SetWatchDown(down bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.watchDown = down
+	if !down {
+		return
+	}
+	for ch := range a.watchers {
+		delete(a.watchers, ch)
+		close(ch)
+	}
 }
 
 // Watchers returns the number of open revocation streams.
@@ -193,6 +214,10 @@ func (a *Auth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.S
 	}
 	ch := make(chan *authv1.WatchRevocationsResponse, 1024)
 	a.mu.Lock()
+	if a.watchDown {
+		a.mu.Unlock()
+		return status.Error(codes.Unavailable, "watch down")
+	}
 	a.watchers[ch] = struct{}{}
 	a.mu.Unlock()
 	defer func() {
@@ -208,10 +233,39 @@ func (a *Auth) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.S
 		select {
 		case <-stream.Context().Done():
 			return nil
-		case r := <-ch:
+		case r, ok := <-ch:
+			if !ok {
+				return status.Error(codes.Unavailable, "revocations may have been missed")
+			}
 			if err := stream.Send(r); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// Recheck implements AuthServiceServer; it is a trusted call. A session is
+// ended once dropped; an access is revoked unless granted.
+func (a *Auth) Recheck(ctx context.Context, req *authv1.RecheckRequest) (*authv1.RecheckResponse, error) {
+	if !a.cred.HasCredential(ctx) {
+		return nil, status.Error(codes.Unauthenticated, "needs the credential")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return nil, status.Error(codes.Unavailable, "down")
+	}
+	a.Rechecks.Add(1)
+	resp := &authv1.RecheckResponse{}
+	for _, s := range req.GetSessionIds() {
+		if a.revoked[s] {
+			resp.EndedSessionIds = append(resp.EndedSessionIds, s)
+		}
+	}
+	for _, ac := range req.GetAccesses() {
+		if !a.grants[grant{ac.GetUserId(), ac.GetConversationId()}] {
+			resp.RevokedAccesses = append(resp.RevokedAccesses, ac)
+		}
+	}
+	return resp, nil
 }
