@@ -224,13 +224,14 @@ func (a *Authenticator) classify(err error) error {
 
 // Watch follows auth's revocations until ctx is done, reconnecting with
 // backoff. The cache is in use only while a stream is connected and its
-// headers have arrived. Every stream but one of the first attempt starts
-// with a recheck of what is held, since revocations may have been missed
-// before it.
+// headers have arrived. Every stream starts with a recheck of what is held,
+// since revocations made before it registered were not streamed: after a
+// break, and on the first stream too, which connections accepted before it
+// may precede (at a replica's start nothing is held and nothing is asked).
 func (a *Authenticator) Watch(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	for first := true; ctx.Err() == nil; first = false {
-		if a.watchOnce(ctx, !first) {
+	for ctx.Err() == nil {
+		if a.watchOnce(ctx) {
 			backoff = 100 * time.Millisecond
 		}
 		wait := time.Duration(rand.Int64N(int64(backoff)))
@@ -245,10 +246,9 @@ func (a *Authenticator) Watch(ctx context.Context) {
 // watchOnce reads one revocation stream until it fails and reports whether
 // it received anything. The cache is trusted only once the stream's
 // response headers have arrived: auth sends them when this watcher is
-// registered, and a revocation made before then would not be seen. With
-// recheck, what is held is then rechecked on another goroutine while the
-// stream lasts.
-func (a *Authenticator) watchOnce(ctx context.Context, recheck bool) bool {
+// registered, and a revocation made before then would not be seen. What
+// is held is then rechecked on another goroutine while the stream lasts.
+func (a *Authenticator) watchOnce(ctx context.Context) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -275,9 +275,7 @@ func (a *Authenticator) watchOnce(ctx context.Context, recheck bool) bool {
 		a.trust(false)
 		a.cache.Clear()
 	}()
-	if recheck {
-		wg.Go(func() { a.recheck(ctx) })
-	}
+	wg.Go(func() { a.recheck(ctx) })
 
 	got := false
 	for {

@@ -21,8 +21,9 @@
 // answered before that is not cached afterwards, for the same reason. A
 // revoked session's cached validations stop counting at once.
 //
-// Recheck: when a stream comes back after a break (every stream but one of
-// Watch's first attempt), what the replica holds open (Options.Held: the
+// Recheck: when a stream's headers arrive (after a break, and on the first
+// stream too, which connections accepted earlier may precede), what the
+// replica holds open (Options.Held: the
 // sessions of its connections and the conversation rooms of its members)
 // is sent to auth's Recheck in pages of MaxRecheck, each call bounded by
 // CallTimeout, and every session or access auth reports gone is applied

@@ -42,7 +42,7 @@ func (a *Authenticator) recheck(ctx context.Context) {
 			return
 		}
 		a.opts.Metrics.AuthErrors.Inc()
-		a.opts.Logger.Warn("recheck after the revocation stream came back", "error", err)
+		a.opts.Logger.Warn("recheck of what is held after the revocation stream connected", "error", err)
 		select {
 		case <-ctx.Done():
 			return

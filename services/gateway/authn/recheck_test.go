@@ -1,6 +1,7 @@
 package authn_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,19 +10,24 @@ import (
 	"switchboard/services/gateway/authn"
 )
 
-// Nothing is rechecked on the first stream. After a break, everything held
-// is rechecked in pages of MaxRecheck, and what auth reports ended or
-// revoked reaches the callbacks.
+// A replica that holds nothing asks nothing on its first stream. After a
+// break, everything held is rechecked in pages of MaxRecheck, and what
+// auth reports ended or revoked reaches the callbacks.
 func TestRecheckAfterTheStreamCameBack(t *testing.T) {
-	held := authn.Held{Sessions: make(map[string]string)}
+	full := authn.Held{Sessions: make(map[string]string)}
 	for i := range authn.MaxRecheck + 1 {
-		held.Sessions[fmt.Sprintf("s%d", i)] = "alice"
+		full.Sessions[fmt.Sprintf("s%d", i)] = "alice"
 	}
-	held.Accesses = []authn.Access{{User: "alice", Conversation: "c-kept"}, {User: "alice", Conversation: "c-gone"}}
+	full.Accesses = []authn.Access{{User: "alice", Conversation: "c-kept"}, {User: "alice", Conversation: "c-gone"}}
 	var mu sync.Mutex
 	var accesses []string
+	var held authn.Held // nothing, until the first stream is up
 	fa, a, rev := setupWith(t, true, func(o *authn.Options) {
-		o.Held = func() authn.Held { return held }
+		o.Held = func() authn.Held {
+			mu.Lock()
+			defer mu.Unlock()
+			return held
+		}
 		o.OnAccessRevoked = func(user, conversation string) {
 			mu.Lock()
 			accesses = append(accesses, user+"/"+conversation)
@@ -30,8 +36,11 @@ func TestRecheckAfterTheStreamCameBack(t *testing.T) {
 	})
 	fa.Grant("alice", "c-kept")
 	if n := fa.Rechecks.Load(); n != 0 {
-		t.Fatalf("%d rechecks on the first stream, want 0", n)
+		t.Fatalf("%d recheck calls on the first stream with nothing held, want 0", n)
 	}
+	mu.Lock()
+	held = full
+	mu.Unlock()
 
 	fa.SetWatchDown(true)
 	fa.DropSession("alice", "s7")
@@ -48,5 +57,27 @@ func TestRecheckAfterTheStreamCameBack(t *testing.T) {
 	}
 	if !a.Watching() {
 		t.Fatal("not watching after the recheck")
+	}
+}
+
+// A session revoked before the first stream registered, while the replica
+// already held a connection of it, is found by the first stream's recheck.
+func TestRecheckOnTheFirstStream(t *testing.T) {
+	fa, a, rev := setupWith(t, false, func(o *authn.Options) {
+		o.Held = func() authn.Held {
+			return authn.Held{Sessions: map[string]string{"s-early": "bob", "s-kept": "bob"}}
+		}
+	})
+	fa.DropSession("bob", "s-early") // no watcher yet: nothing is streamed
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Watch(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, "the first stream's recheck", func() bool { return rev.count() == 1 })
+	rev.mu.Lock()
+	defer rev.mu.Unlock()
+	if !slices.Equal(rev.sessions, []string{"s-early"}) {
+		t.Fatalf("revoked sessions %v, want s-early", rev.sessions)
 	}
 }
