@@ -72,11 +72,11 @@ proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
 $(BIN)/buf:
-	cd tools && GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf
+	cd tools && GOWORK=off GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf
 $(BIN)/protoc-gen-go:
-	cd tools && GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go
+	cd tools && GOWORK=off GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go
 $(BIN)/protoc-gen-go-grpc:
-	cd tools && GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd tools && GOWORK=off GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
 ## run: all three services on loopback with the embedded defaults
 run: build
