@@ -56,8 +56,9 @@ type topology struct {
 }
 
 type gatewayProc struct {
-	proc *proctest.Proc
-	http string
+	proc    *proctest.Proc
+	http    string
+	metrics string // host:port of the metrics listener
 }
 
 func (g *gatewayProc) ws() string { return "ws://" + g.http + "/ws" }
@@ -65,7 +66,7 @@ func (g *gatewayProc) ws() string { return "ws://" + g.http + "/ws" }
 // connections returns the gateway's switchboard_gateway_connections gauge.
 func (g *gatewayProc) connections(t *testing.T) int {
 	t.Helper()
-	for line := range bytes.Lines(scrape(t, g.http)) {
+	for line := range bytes.Lines(scrape(t, g.metrics)) {
 		v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("switchboard_gateway_connections "))
 		if !ok {
 			continue
@@ -103,7 +104,7 @@ func startTopology(t *testing.T) *topology {
 		top.authGRPC = append(top.authGRPC, grpcAddr)
 		top.authHTTP = append(top.authHTTP, httpAddr)
 		procs = append(procs, proctest.Start(t, authBin,
-			"AUTH_GRPC_ADDR="+grpcAddr, "AUTH_HTTP_ADDR="+httpAddr,
+			"AUTH_GRPC_ADDR="+grpcAddr, "AUTH_HTTP_ADDR="+httpAddr, "AUTH_METRICS_ADDR="+proctest.FreeAddr(t),
 			"REDIS_URL="+redis.URL(), "AUTH_REDIS_URL=",
 			"AUTH_SIGNING_KEY_FILE="+keyFile, "AUTH_SERVICE_CREDENTIAL="+top.cred,
 			"AUTH_LOG_LEVEL=warn",
@@ -119,12 +120,12 @@ func startTopology(t *testing.T) *topology {
 		p.WaitHealthy(t, e2eHealthLimit)
 	}
 	for i := range 3 {
-		g := &gatewayProc{http: proctest.FreeAddr(t)}
+		g := &gatewayProc{http: proctest.FreeAddr(t), metrics: proctest.FreeAddr(t)}
 		// The compose file balances over auth replicas by DNS; here each
 		// gateway names one replica, so that tokens issued by one are
 		// validated by the other.
 		g.proc = proctest.Start(t, gatewayBin,
-			"GATEWAY_HTTP_ADDR="+g.http, "GATEWAY_GRPC_ADDR="+proctest.FreeAddr(t),
+			"GATEWAY_HTTP_ADDR="+g.http, "GATEWAY_GRPC_ADDR="+proctest.FreeAddr(t), "GATEWAY_METRICS_ADDR="+g.metrics,
 			"AUTH_ADDR="+top.authGRPC[i%2], "GATEWAY_AUTH_CREDENTIAL="+top.cred,
 			"REDIS_URL="+redis.URL(), "GATEWAY_SERVICE_CREDENTIAL="+top.cred,
 			"GATEWAY_WEB_AUTH_URL=http://"+top.authHTTP[0], "GATEWAY_WEB_GATEWAY_URL=",

@@ -518,6 +518,11 @@ func TestK8sEnvironment(t *testing.T) {
 			if want := "switchboard/" + name + ":"; !strings.HasPrefix(ctr.Image, want) {
 				t.Errorf("image %s, want %s<tag> (kustomization.yaml sets the tag)", ctr.Image, want)
 			}
+			// Prometheus scrapes the pod where /metrics is served.
+			_, port, err := net.SplitHostPort(set[metricsAddrVar[name]])
+			if got := w.template.Annotations["prometheus.io/port"]; err != nil || got != port {
+				t.Errorf("prometheus.io/port is %q, but %s is %q", got, metricsAddrVar[name], set[metricsAddrVar[name]])
+			}
 		})
 	}
 }

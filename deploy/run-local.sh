@@ -7,9 +7,10 @@
 # others and exits 1.
 #
 # Listen addresses are the services' own variables (AUTH_GRPC_ADDR,
-# AUTH_HTTP_ADDR, CACHE_GRPC_ADDR, CACHE_HTTP_ADDR, GATEWAY_HTTP_ADDR,
-# GATEWAY_GRPC_ADDR); the gateway is pointed at auth's gRPC address and auth
-# lets the gateway's page call it. Two variables are the script's own:
+# AUTH_HTTP_ADDR, AUTH_METRICS_ADDR, CACHE_GRPC_ADDR, CACHE_HTTP_ADDR,
+# GATEWAY_HTTP_ADDR, GATEWAY_GRPC_ADDR, GATEWAY_METRICS_ADDR); the gateway
+# is pointed at auth's gRPC address and auth lets the gateway's page call
+# it. Two variables are the script's own:
 # SWITCHBOARD_BIN, the folder of the binaries (./bin, where make build puts
 # them), and SWITCHBOARD_RUN, the folder of the services' logs
 # (<service>.log) and of the service credential made for this run alone
@@ -26,7 +27,9 @@ cred=$(cat "$logs/credential")
 
 auth_grpc=${AUTH_GRPC_ADDR:-127.0.0.1:7200}
 auth_http=${AUTH_HTTP_ADDR:-127.0.0.1:7201}
+auth_metrics=${AUTH_METRICS_ADDR:-127.0.0.1:7202}
 gateway_http=${GATEWAY_HTTP_ADDR:-127.0.0.1:7100}
+gateway_metrics=${GATEWAY_METRICS_ADDR:-127.0.0.1:7102}
 export AUTH_SERVICE_CREDENTIAL="$cred"     # auth's trusted RPCs
 export GATEWAY_AUTH_CREDENTIAL="$cred"     # what the gateway presents to auth
 export GATEWAY_SERVICE_CREDENTIAL="$cred"  # what backends present to publish
@@ -88,9 +91,9 @@ if [ -n "${AUTH_REDIS_URL:-${REDIS_URL:-}}" ]; then
 	esac
 fi
 cat <<TXT
-auth     gRPC $auth_grpc  HTTP http://$auth_http
-cache    gRPC ${CACHE_GRPC_ADDR:-127.0.0.1:7300}  HTTP http://${CACHE_HTTP_ADDR:-127.0.0.1:7301}/metrics
-gateway  WebSocket ws://$gateway_http/ws  publish gRPC ${GATEWAY_GRPC_ADDR:-127.0.0.1:7101}
+auth     gRPC $auth_grpc  HTTP http://$auth_http  metrics http://$auth_metrics/metrics
+cache    gRPC ${CACHE_GRPC_ADDR:-127.0.0.1:7300}  metrics http://${CACHE_HTTP_ADDR:-127.0.0.1:7301}/metrics
+gateway  WebSocket ws://$gateway_http/ws  publish gRPC ${GATEWAY_GRPC_ADDR:-127.0.0.1:7101}  metrics http://$gateway_metrics/metrics
 backend: $store
 demo page: http://$gateway_http/$login
 logs in $logs/, service credential in $logs/credential; Ctrl-C stops everything

@@ -31,22 +31,24 @@ const (
 // runAddrs are the listen addresses of one make run, each a free loopback
 // port.
 type runAddrs struct {
-	authGRPC, authHTTP, cacheGRPC, cacheHTTP, gatewayHTTP, gatewayGRPC string
+	authGRPC, authHTTP, authMetrics, cacheGRPC, cacheHTTP string
+	gatewayHTTP, gatewayGRPC, gatewayMetrics              string
 }
 
 func freeRunAddrs(t *testing.T) runAddrs {
 	t.Helper()
 	f := func() string { return proctest.FreeAddr(t) }
-	return runAddrs{f(), f(), f(), f(), f(), f()}
+	return runAddrs{f(), f(), f(), f(), f(), f(), f(), f()}
 }
 
 // env sets the addresses through the services' own variables, as a user
 // of make run would.
 func (a runAddrs) env() []string {
 	return []string{
-		"AUTH_GRPC_ADDR=" + a.authGRPC, "AUTH_HTTP_ADDR=" + a.authHTTP,
+		"AUTH_GRPC_ADDR=" + a.authGRPC, "AUTH_HTTP_ADDR=" + a.authHTTP, "AUTH_METRICS_ADDR=" + a.authMetrics,
 		"CACHE_GRPC_ADDR=" + a.cacheGRPC, "CACHE_HTTP_ADDR=" + a.cacheHTTP,
 		"GATEWAY_HTTP_ADDR=" + a.gatewayHTTP, "GATEWAY_GRPC_ADDR=" + a.gatewayGRPC,
+		"GATEWAY_METRICS_ADDR=" + a.gatewayMetrics,
 	}
 }
 
@@ -154,9 +156,10 @@ func (r *runLocal) exit(t *testing.T) int {
 }
 
 // TestMakeRun runs deploy/run-local.sh as make run does, embedded and with
-// Redis: one line per service and the demo page's URL are printed, the
-// gateway answers, the printed demo login works, and Ctrl-C stops every
-// process with status 0.
+// Redis: one line per service, with where its metrics are served, and the
+// demo page's URL are printed, the gateway answers, each printed metrics
+// URL serves, the printed demo login works, and Ctrl-C stops every process
+// with status 0.
 func TestMakeRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the three services")
@@ -177,12 +180,22 @@ func TestMakeRun(t *testing.T) {
 				env = append(env, "REDIS_URL="+redistest.Start(t).URL())
 			}
 			r := startRunLocal(t, env...)
+			metrics := []string{
+				"http://" + a.authMetrics + "/metrics", "http://" + a.cacheHTTP + "/metrics",
+				"http://" + a.gatewayMetrics + "/metrics",
+			}
 			r.waitFor(t, "auth     gRPC "+a.authGRPC, "cache    gRPC "+a.cacheGRPC,
 				"gateway  WebSocket ws://"+a.gatewayHTTP+"/ws", tt.backend,
 				"demo page: http://"+a.gatewayHTTP+"/  (agent@example.com / switchboard-demo)")
+			r.waitFor(t, metrics...)
 			for _, path := range []string{"/healthz", "/"} {
 				if err := proctest.GetOK("http://" + a.gatewayHTTP + path); err != nil {
 					t.Errorf("gateway: %v", err)
+				}
+			}
+			for _, u := range metrics {
+				if err := proctest.GetOK(u); err != nil {
+					t.Errorf("metrics: %v", err)
 				}
 			}
 			demoLogin(t, a.authHTTP, "http://"+a.gatewayHTTP)

@@ -49,7 +49,7 @@ type envVar struct {
 // each one's default is given: "none" (Secret), "typed" (a number, duration
 // or boolean, never empty), "string" (the second argument) or "list".
 var envMethods = map[string]string{
-	"String": "string", "OneOf": "string", "Secret": "none", "List": "list",
+	"String": "string", "OneOf": "string", "Addr": "string", "Secret": "none", "List": "list",
 	"Int": "typed", "Float": "typed", "Bool": "typed", "Duration": "typed", "Bytes": "typed",
 }
 

@@ -12,6 +12,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -82,6 +83,25 @@ func (e *Env) OneOf(name, def string, allowed ...string) string {
 	v, set := e.get(name, def)
 	if set && !slices.Contains(allowed, v) {
 		e.Fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		return def
+	}
+	return v
+}
+
+// Addr returns the variable as a listen address, host:port with a numeric
+// port (an empty host listens on every interface; port 0 picks a free one).
+func (e *Env) Addr(name, def string) string {
+	v, set := e.get(name, def)
+	if !set {
+		return def
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		e.Fail(name, "%q is not host:port", v)
+		return def
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		e.Fail(name, "%q has no port number in [0, 65535]", v)
 		return def
 	}
 	return v

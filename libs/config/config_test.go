@@ -119,3 +119,33 @@ func TestBytesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestAddr(t *testing.T) {
+	tests := []struct {
+		value, want string
+		ok          bool
+	}{
+		{"", "127.0.0.1:1", true},
+		{"0.0.0.0:7102", "0.0.0.0:7102", true},
+		{":0", ":0", true},
+		{"[::1]:80", "[::1]:80", true},
+		{"7102", "127.0.0.1:1", false},
+		{"localhost:http", "127.0.0.1:1", false},
+		{"127.0.0.1:70000", "127.0.0.1:1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			e := New(Map(map[string]string{"X_ADDR": tt.value}))
+			if got := e.Addr("X_ADDR", "127.0.0.1:1"); got != tt.want {
+				t.Errorf("Addr = %q, want %q", got, tt.want)
+			}
+			err := e.Err()
+			if tt.ok != (err == nil) {
+				t.Fatalf("Err = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "X_ADDR") {
+				t.Errorf("error %q does not name X_ADDR", err)
+			}
+		})
+	}
+}

@@ -42,7 +42,7 @@ func TestUnknownCommand(t *testing.T) {
 // createuser and healthcheck against a running replica.
 func TestCreateUserAndHealthcheck(t *testing.T) {
 	cfg, err := app.Load(config.New(config.Map(map[string]string{
-		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0",
+		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0", "AUTH_METRICS_ADDR": "127.0.0.1:0",
 		"AUTH_ARGON2_TIME": "1", "AUTH_ARGON2_MEMORY": "64KiB", "AUTH_ARGON2_THREADS": "1",
 	})))
 	if err != nil {

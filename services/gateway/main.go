@@ -85,6 +85,12 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 		httpLis.Close()
 		return fmt.Errorf("GATEWAY_GRPC_ADDR: %w", err)
 	}
+	metricsLis, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		httpLis.Close()
+		grpcLis.Close()
+		return fmt.Errorf("GATEWAY_METRICS_ADDR: %w", err)
+	}
 	if cfg.DebugAddr != "" {
 		go http.ListenAndServe(cfg.DebugAddr, nil) // net/http/pprof's handlers
 	}
@@ -99,6 +105,6 @@ func serve(ctx context.Context, cfg gateway.Config) error {
 		log.Warn("GATEWAY_AUTH_CREDENTIAL is empty: auth refuses the revocation stream, so validations are not cached")
 	}
 	log.Info("gateway listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
-		"auth", cfg.AuthAddr, "broker", broker)
-	return g.Serve(ctx, httpLis, grpcLis)
+		"metrics", metricsLis.Addr().String(), "auth", cfg.AuthAddr, "broker", broker)
+	return g.Serve(ctx, httpLis, grpcLis, metricsLis)
 }

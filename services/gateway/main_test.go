@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,8 +33,9 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Stop()
-	httpAddr := freeAddr(t)
+	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	t.Setenv("GATEWAY_HTTP_ADDR", httpAddr)
+	t.Setenv("GATEWAY_METRICS_ADDR", metricsAddr)
 	t.Setenv("GATEWAY_GRPC_ADDR", freeAddr(t))
 	t.Setenv("AUTH_ADDR", a.Addr)
 	t.Setenv("GATEWAY_AUTH_CREDENTIAL", fakeauth.Credential)
@@ -62,6 +64,22 @@ func TestRun(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("demo page: %s", resp.Status)
 	}
+	for _, c := range []struct {
+		url  string
+		code int
+	}{
+		{"http://" + httpAddr + "/metrics", http.StatusNotFound},
+		{"http://" + metricsAddr + "/metrics", http.StatusOK},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("GET %s: %s, want %d", c.url, resp.Status, c.code)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -75,8 +93,15 @@ func TestRun(t *testing.T) {
 
 func TestRunRefusesBadConfig(t *testing.T) {
 	t.Setenv("GATEWAY_QUEUE_BYTES", "lots")
-	if err := run(context.Background(), nil); err == nil {
+	t.Setenv("GATEWAY_METRICS_ADDR", "127.0.0.1")
+	err := run(context.Background(), nil)
+	if err == nil {
 		t.Fatal("started with a bad variable")
+	}
+	for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_METRICS_ADDR"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
 	}
 	if err := run(context.Background(), []string{"dance"}); err == nil {
 		t.Fatal("accepted an unknown subcommand")

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -26,8 +25,9 @@ import (
 
 // Service is one running auth replica.
 type Service struct {
-	// GRPCAddr and HTTPAddr are where it listens (resolved ports).
-	GRPCAddr, HTTPAddr string
+	// GRPCAddr, HTTPAddr and MetricsAddr are where it listens (resolved
+	// ports).
+	GRPCAddr, HTTPAddr, MetricsAddr string
 	// Authority is the running authority, for tests.
 	Authority *Authority
 
@@ -70,14 +70,27 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		closeStore()
 		return nil, fmt.Errorf("AUTH_HTTP_ADDR: %w", err)
 	}
-	s := &Service{GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(), Authority: a, errs: make(chan error, 2)}
-	s.serve(ctx, cfg, log, a, keys, gl, hl, closeStore)
-	log.Info("auth listening", "grpc", s.GRPCAddr, "http", s.HTTPAddr, "setup", cfg.String())
+	ml, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		closeStore()
+		return nil, fmt.Errorf("AUTH_METRICS_ADDR: %w", err)
+	}
+	s := &Service{
+		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(), MetricsAddr: ml.Addr().String(),
+		Authority: a, errs: make(chan error, 3),
+	}
+	s.serve(ctx, cfg, log, a, keys, listeners{gl, hl, ml}, closeStore)
+	log.Info("auth listening", "grpc", s.GRPCAddr, "http", s.HTTPAddr, "metrics", s.MetricsAddr, "setup", cfg.String())
 	return s, nil
 }
 
+// listeners are a replica's: gRPC, public HTTP, private metrics.
+type listeners struct{ grpc, http, metrics net.Listener }
+
 // serve starts the goroutines of a replica.
-func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *authority.Authority, keys *token.Keyring, gl, hl net.Listener, closeStore func()) {
+func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *authority.Authority, keys *token.Keyring, lis listeners, closeStore func()) {
 	reg := metrics.NewRegistry()
 	a.RegisterMetrics(reg)
 	cred := server.NewCredential(cfg.Credential)
@@ -87,7 +100,7 @@ func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *au
 		Unary: []grpc.UnaryServerInterceptor{unary}, Stream: []grpc.StreamServerInterceptor{stream},
 	})
 	grpcapi.New(a, cred, log, grpcapi.Options{MaxWatchers: cfg.MaxRevocationWatchers}).Register(g)
-	hs := server.NewHTTPServer(httpMux(a, cfg, reg, log))
+	hs := server.NewHTTPServer(httpMux(a, cfg, log))
 
 	// On shutdown the follower ends every watcher at once, so that the
 	// gRPC drain is not held up by WatchRevocations streams.
@@ -102,8 +115,9 @@ func (s *Service) serve(ctx context.Context, cfg Config, log *slog.Logger, a *au
 		case <-ctx.Done():
 		}
 	})
-	s.wg.Go(func() { s.errs <- g.Serve(ctx, gl, cfg.ShutdownGrace) })
-	s.wg.Go(func() { s.errs <- server.ServeHTTP(ctx, hl, hs, cfg.ShutdownGrace) })
+	s.wg.Go(func() { s.errs <- g.Serve(ctx, lis.grpc, cfg.ShutdownGrace) })
+	s.wg.Go(func() { s.errs <- server.ServeHTTP(ctx, lis.http, hs, cfg.ShutdownGrace) })
+	s.wg.Go(func() { s.errs <- server.ServeMetrics(ctx, lis.metrics, reg, cfg.ShutdownGrace) })
 	go func() {
 		<-ctx.Done()
 		s.wg.Wait()
@@ -124,12 +138,13 @@ func (s *Service) Wait() error {
 	return errors.Join(errs...)
 }
 
-func httpMux(a *authority.Authority, cfg Config, reg *prometheus.Registry, log *slog.Logger) http.Handler {
+// httpMux is the public HTTP API; /metrics is served on the metrics
+// listener only.
+func httpMux(a *authority.Authority, cfg Config, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	api := httpapi.New(a, cfg.CORSOrigins, cfg.TrustedProxies, log)
 	mux.Handle("/v1/", api)
 	mux.Handle("/.well-known/", api)
-	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {

@@ -58,7 +58,7 @@ type replica struct {
 // env returns the settings of a test replica: port 0, cheap argon2.
 func env(extra map[string]string) map[string]string {
 	m := map[string]string{
-		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0",
+		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0", "AUTH_METRICS_ADDR": "127.0.0.1:0",
 		"AUTH_ARGON2_TIME": "1", "AUTH_ARGON2_MEMORY": "64KiB", "AUTH_ARGON2_THREADS": "1",
 		"AUTH_SERVICE_CREDENTIAL": testCredential, "AUTH_LOG_LEVEL": "debug",
 		"AUTH_CORS_ORIGINS": "https://app.example.com",

@@ -29,7 +29,11 @@ const (
 // and default.
 type Config struct {
 	GRPCAddr string // AUTH_GRPC_ADDR, 127.0.0.1:7200
-	HTTPAddr string // AUTH_HTTP_ADDR, 127.0.0.1:7201 (token, logout, JWKS, /metrics, probes)
+	HTTPAddr string // AUTH_HTTP_ADDR, 127.0.0.1:7201 (token, logout, JWKS, probes)
+	// MetricsAddr serves /metrics and /healthz, apart from the HTTPAddr
+	// that browsers reach; keep it off the internet. AUTH_METRICS_ADDR,
+	// 127.0.0.1:7202.
+	MetricsAddr string
 	// RedisURL is AUTH_REDIS_URL, else REDIS_URL; "" = the in-memory store
 	// of the embedded default.
 	RedisURL    string
@@ -95,6 +99,7 @@ func Load(env *config.Env) (Config, error) {
 	c := Config{
 		GRPCAddr:    env.String("AUTH_GRPC_ADDR", "127.0.0.1:7200"),
 		HTTPAddr:    env.String("AUTH_HTTP_ADDR", "127.0.0.1:7201"),
+		MetricsAddr: env.Addr("AUTH_METRICS_ADDR", "127.0.0.1:7202"),
 		RedisURL:    env.String("AUTH_REDIS_URL", env.String("REDIS_URL", "")),
 		RedisPrefix: env.String("AUTH_REDIS_PREFIX", "auth:"),
 		Demo:        env.Bool("AUTH_DEMO", false),

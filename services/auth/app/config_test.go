@@ -16,7 +16,7 @@ func TestLoadDefaults(t *testing.T) {
 	if !c.Embedded || !c.UsedDevCredential || c.Credential != app.DevCredential {
 		t.Fatalf("embedded default: embedded=%v dev credential=%v", c.Embedded, c.UsedDevCredential)
 	}
-	if c.GRPCAddr != "127.0.0.1:7200" || c.AccessTTL.String() != "15m0s" || c.Leeway.String() != "30s" {
+	if c.GRPCAddr != "127.0.0.1:7200" || c.MetricsAddr != "127.0.0.1:7202" || c.AccessTTL.String() != "15m0s" || c.Leeway.String() != "30s" {
 		t.Fatalf("defaults: %s %s %s", c.GRPCAddr, c.AccessTTL, c.Leeway)
 	}
 	r, err := app.Load(config.New(config.Map(map[string]string{"REDIS_URL": "redis://127.0.0.1:1"})))
@@ -39,6 +39,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		"AUTH_ARGON2_THREADS":    "0",
 		"AUTH_LOG_LEVEL":         "loud",
 		"AUTH_REVOCATION_BUDGET": "1h",
+		"AUTH_METRICS_ADDR":      "localhost",
 	})))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
@@ -46,7 +47,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	for _, name := range []string{
 		"AUTH_LEEWAY", "AUTH_ACCESS_TTL", "AUTH_SIGNING_ALG", "AUTH_CORS_ORIGINS",
 		"AUTH_TRUSTED_PROXIES", "AUTH_KEY_ROTATION", "AUTH_ARGON2_THREADS",
-		"AUTH_LOG_LEVEL", "AUTH_REVOCATION_BUDGET",
+		"AUTH_LOG_LEVEL", "AUTH_REVOCATION_BUDGET", "AUTH_METRICS_ADDR",
 	} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)

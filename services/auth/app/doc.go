@@ -1,7 +1,7 @@
 // Package app wires the auth service together: configuration from the
-// environment, the store (Redis or memory), keys, the authority, and the
-// gRPC and HTTP servers. main.go calls it; tests and benchmarks start a
-// whole service with Start.
+// environment, the store (Redis or memory), keys, the authority, the gRPC
+// server, the public HTTP server and the private one of /metrics. main.go
+// calls it; tests and benchmarks start a whole service with Start.
 //
 // Glossary:
 //   - Config: every setting, read by Load from AUTH_* variables.

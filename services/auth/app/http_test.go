@@ -163,12 +163,37 @@ func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token does not verify with the JWKS: %v", err)
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + r.svc.HTTPAddr + path)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %v %v", path, err, resp.Status)
 		}
 		resp.Body.Close()
+	}
+}
+
+// /metrics is served on the metrics listener only: the public HTTP port,
+// which browsers reach for /v1/token, answers 404.
+func TestMetricsOnlyOnTheMetricsListener(t *testing.T) {
+	r := start(t, env(nil), nil)
+	tests := []struct {
+		addr, path string
+		code       int
+	}{
+		{r.svc.HTTPAddr, "/metrics", http.StatusNotFound},
+		{r.svc.MetricsAddr, "/metrics", http.StatusOK},
+		{r.svc.MetricsAddr, "/healthz", http.StatusOK},
+		{r.svc.MetricsAddr, "/v1/jwks", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get("http://" + tt.addr + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.code {
+			t.Errorf("GET %s on %s: %s, want %d", tt.path, tt.addr, resp.Status, tt.code)
+		}
 	}
 }
 
@@ -181,7 +206,7 @@ func TestMetricsCountWithoutTokens(t *testing.T) {
 	}
 	r.client.Validate(ctxT(t), &authv1.ValidateRequest{AccessToken: "x.y.z"})
 	r.client.Refresh(ctxT(t), &authv1.RefreshRequest{RefreshToken: p.GetRefreshToken()})
-	resp, err := http.Get("http://" + r.svc.HTTPAddr + "/metrics")
+	resp, err := http.Get("http://" + r.svc.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

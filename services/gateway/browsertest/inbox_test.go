@@ -63,7 +63,7 @@ func (s *stack) pageURL(i int) string { return s.gateways[i].URL() + "/" }
 // gauge reads one unlabelled metric of a replica.
 func gauge(t *testing.T, g *gatewayReplica, name string) string {
 	t.Helper()
-	res, err := http.Get(g.URL() + "/metrics")
+	res, err := http.Get("http://" + g.metrics + "/metrics")
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}

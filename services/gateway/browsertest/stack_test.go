@@ -48,7 +48,7 @@ func startAuth(t *testing.T, opts authOptions) *authService {
 	t.Helper()
 	a := &authService{grpcAddr: proctest.FreeAddr(t), httpAddr: proctest.FreeAddr(t)}
 	env := []string{
-		"AUTH_GRPC_ADDR=" + a.grpcAddr, "AUTH_HTTP_ADDR=" + a.httpAddr,
+		"AUTH_GRPC_ADDR=" + a.grpcAddr, "AUTH_HTTP_ADDR=" + a.httpAddr, "AUTH_METRICS_ADDR=127.0.0.1:0",
 		"AUTH_SERVICE_CREDENTIAL=" + authCredential,
 		"AUTH_CORS_ORIGINS=" + strings.Join(opts.origins, ","),
 		"AUTH_ARGON2_TIME=1", "AUTH_ARGON2_MEMORY=64KiB", "AUTH_ARGON2_THREADS=1",
@@ -96,7 +96,8 @@ func (a *authService) addUser(t *testing.T, id string, conversations ...string) 
 // be restarted where clients expect it.
 type gatewayReplica struct {
 	*proctest.Proc
-	addr string
+	addr    string
+	metrics string // host:port of the metrics listener
 }
 
 // gatewayOptions tune startGateway.
@@ -110,12 +111,12 @@ type gatewayOptions struct {
 
 func startGateway(t *testing.T, a *authService, opts gatewayOptions) *gatewayReplica {
 	t.Helper()
-	g := &gatewayReplica{addr: opts.addr}
+	g := &gatewayReplica{addr: opts.addr, metrics: proctest.FreeAddr(t)}
 	if g.addr == "" {
 		g.addr = proctest.FreeAddr(t)
 	}
 	env := []string{
-		"GATEWAY_HTTP_ADDR=" + g.addr, "GATEWAY_GRPC_ADDR=127.0.0.1:0",
+		"GATEWAY_HTTP_ADDR=" + g.addr, "GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_METRICS_ADDR=" + g.metrics,
 		"AUTH_ADDR=" + a.grpcAddr, "GATEWAY_AUTH_CREDENTIAL=" + authCredential,
 		"GATEWAY_SERVICE_CREDENTIAL=" + publishCredential,
 		"GATEWAY_ALLOWED_ORIGINS=" + strings.Join(opts.origins, ","),

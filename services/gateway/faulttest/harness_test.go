@@ -67,7 +67,7 @@ func (s *stack) replica() *replica {
 	t.Helper()
 	r := &replica{addr: proctest.FreeAddr(t)}
 	env := append([]string{
-		"GATEWAY_HTTP_ADDR=" + r.addr, "GATEWAY_GRPC_ADDR=" + proctest.FreeAddr(t),
+		"GATEWAY_HTTP_ADDR=" + r.addr, "GATEWAY_GRPC_ADDR=" + proctest.FreeAddr(t), "GATEWAY_METRICS_ADDR=127.0.0.1:0",
 		"AUTH_ADDR=" + s.auth.Addr, "GATEWAY_AUTH_CREDENTIAL=" + fakeauth.Credential,
 		"REDIS_URL=" + s.redis.URL(), "GATEWAY_SERVICE_CREDENTIAL=" + credential,
 		"GATEWAY_LOG_LEVEL=error", "GATEWAY_DRAIN=10ms", "GATEWAY_REQUEST_TIMEOUT=" + requestTimeout.String(),

@@ -17,6 +17,10 @@ type Config struct {
 	HTTPAddr string
 	// GRPCAddr serves PublishService. GATEWAY_GRPC_ADDR, 127.0.0.1:7101.
 	GRPCAddr string
+	// MetricsAddr serves /metrics and /healthz, apart from the public
+	// HTTPAddr; keep it off the internet. GATEWAY_METRICS_ADDR,
+	// 127.0.0.1:7102.
+	MetricsAddr string
 	// AuthAddr is the auth service. AUTH_ADDR, 127.0.0.1:7200.
 	AuthAddr string
 	// AuthCredential is sent to auth for its trusted calls
@@ -108,6 +112,7 @@ func FromEnv(env *config.Env) (Config, error) {
 	c := Config{
 		HTTPAddr:             env.String("GATEWAY_HTTP_ADDR", "127.0.0.1:7100"),
 		GRPCAddr:             env.String("GATEWAY_GRPC_ADDR", "127.0.0.1:7101"),
+		MetricsAddr:          env.Addr("GATEWAY_METRICS_ADDR", "127.0.0.1:7102"),
 		AuthAddr:             env.String("AUTH_ADDR", "127.0.0.1:7200"),
 		AuthCredential:       env.Secret("GATEWAY_AUTH_CREDENTIAL"),
 		RedisURL:             env.Secret("REDIS_URL"),

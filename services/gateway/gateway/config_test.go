@@ -15,7 +15,7 @@ func TestFromEnv(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.HTTPAddr != "127.0.0.1:7100" || cfg.RedisURL != "" || cfg.Conn.QueueBytes != 1<<20 ||
+		if cfg.HTTPAddr != "127.0.0.1:7100" || cfg.MetricsAddr != "127.0.0.1:7102" || cfg.RedisURL != "" || cfg.Conn.QueueBytes != 1<<20 ||
 			cfg.Conn.MaxMessageBytes != 64<<10 || cfg.Drain != 10*time.Second || cfg.Conn.PingInterval != 25*time.Second {
 			t.Fatalf("defaults %+v", cfg)
 		}
@@ -65,12 +65,13 @@ func TestFromEnv(t *testing.T) {
 		_, err := gateway.FromEnv(config.New(config.Map(map[string]string{
 			"GATEWAY_QUEUE_BYTES": "lots", "GATEWAY_PING_INTERVAL": "-1s", "GATEWAY_LOG_LEVEL": "loud",
 			"GATEWAY_HISTORY_USER_SIZE": "0", "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33",
+			"GATEWAY_METRICS_ADDR": "7102",
 		})))
 		if err == nil {
 			t.Fatal("no error")
 		}
 		for _, name := range []string{"GATEWAY_QUEUE_BYTES", "GATEWAY_PING_INTERVAL", "GATEWAY_LOG_LEVEL", "GATEWAY_HISTORY_USER_SIZE",
-			"GATEWAY_TRUSTED_PROXIES"} {
+			"GATEWAY_TRUSTED_PROXIES", "GATEWAY_METRICS_ADDR"} {
 			if !strings.Contains(err.Error(), name) {
 				t.Errorf("error %q does not name %s", err, name)
 			}

@@ -1,8 +1,9 @@
 // Package gateway assembles one gateway replica: the HTTP server with
 // `GET /ws`, the event-stream fallback (`GET /sse`, `POST /sse/{id}`),
-// `POST /v1/publish`, `/readyz`, `/healthz` and `/metrics`; the
-// gRPC PublishService; the hub, the broker (Redis when a URL is given,
-// in-process otherwise) and the authenticator that follows revocations.
+// `POST /v1/publish`, `/readyz` and `/healthz`; the private metrics
+// listener (`/metrics`, `/healthz`); the gRPC PublishService; the hub,
+// the broker (Redis when a URL is given, in-process otherwise) and the
+// authenticator that follows revocations.
 //
 // Roles:
 //   - Config: every setting of the replica, read by FromEnv.

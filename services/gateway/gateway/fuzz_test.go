@@ -200,7 +200,7 @@ func startFuzzGateway(tb testing.TB) *fuzzGateway {
 	hl, gl := listenTB(tb), listenTB(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- g.Serve(ctx, hl, gl) }()
+	go func() { errc <- g.Serve(ctx, hl, gl, nil) }()
 	tb.Cleanup(func() { cancel(); <-errc })
 	return &fuzzGateway{ws: "ws://" + hl.Addr().String() + "/ws", token: a.Issue("fuzz", "s1", time.Hour)}
 }

@@ -227,7 +227,6 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("POST /v1/publish", g.publish)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", g.serveReady)
-	mux.Handle("GET /metrics", metrics.Handler(g.reg))
 	if g.web != nil {
 		mux.Handle("GET /", g.web)
 	}
@@ -309,13 +308,18 @@ func (g *Gateway) track(c *connection.Conn, open bool) {
 }
 
 // Serve runs the replica on the listeners until ctx ends, then drains and
-// stops. grpcLis may be nil to serve no gRPC.
-func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis net.Listener) error {
+// stops. grpcLis may be nil to serve no gRPC, metricsLis nil to serve no
+// /metrics; the public httpLis never serves it.
+func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis, metricsLis net.Listener) error {
 	srvCtx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- server.ServeHTTP(srvCtx, httpLis, g.httpServer(), shutdownGrace) })
+	if metricsLis != nil {
+		// Scraped until the replica has drained, so the drain shows.
+		wg.Go(func() { errc <- server.ServeMetrics(srvCtx, metricsLis, g.reg, shutdownGrace) })
+	}
 	if grpcLis != nil {
 		gs := server.NewGRPC(server.GRPCOptions{
 			Registry: g.reg, Logger: g.log, MaxRecvBytes: int(g.cfg.Conn.MaxMessageBytes) + 4096,

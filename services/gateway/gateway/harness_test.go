@@ -45,6 +45,7 @@ func startAuth(t *testing.T) *fakeauth.Auth {
 type replica struct {
 	g        *gateway.Gateway
 	http     string // http://host:port
+	metrics  string // http://host:port of the metrics listener
 	ws       string // ws://host:port/ws
 	grpcAddr string
 	stop     func() error // cancels Serve and returns its error
@@ -82,9 +83,10 @@ func startReplica(t *testing.T, a *fakeauth.Auth, redisURL string, mod func(*gat
 	}
 	hl := listen(t)
 	gl := listen(t)
+	ml := listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- g.Serve(ctx, hl, gl) }()
+	go func() { errc <- g.Serve(ctx, hl, gl, ml) }()
 	var once sync.Once
 	var serveErr error
 	stop := func() error {
@@ -93,7 +95,7 @@ func startReplica(t *testing.T, a *fakeauth.Auth, redisURL string, mod func(*gat
 	}
 	t.Cleanup(func() { stop() })
 	r := &replica{g: g, http: "http://" + hl.Addr().String(), ws: "ws://" + hl.Addr().String() + "/ws",
-		grpcAddr: gl.Addr().String(), stop: stop}
+		metrics: "http://" + ml.Addr().String(), grpcAddr: gl.Addr().String(), stop: stop}
 	poll(t, "replica ready and watching revocations", func() bool {
 		resp, err := http.Get(r.http + "/readyz")
 		if err != nil {
@@ -338,11 +340,11 @@ func publishHTTP(t *testing.T, r *replica, room, data string) protocol.PublishRe
 	return res
 }
 
-// metric returns the value of one series of the replica's /metrics, or -1
-// when it is absent.
+// metric returns the value of one series of the replica's /metrics, on
+// its metrics listener, or -1 when it is absent.
 func metric(t *testing.T, r *replica, series string) float64 {
 	t.Helper()
-	resp, err := http.Get(r.http + "/metrics")
+	resp, err := http.Get(r.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

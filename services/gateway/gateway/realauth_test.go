@@ -25,9 +25,10 @@ import (
 // realAuth is the auth service run as a process, with a client that
 // carries its service credential.
 type realAuth struct {
-	proc  *proctest.Proc
-	http  string // http://host:port
-	admin authv1.AuthServiceClient
+	proc    *proctest.Proc
+	http    string // http://host:port
+	metrics string // http://host:port of the metrics listener
+	admin   authv1.AuthServiceClient
 }
 
 const authCred = "auth-credential"
@@ -38,14 +39,14 @@ const authCred = "auth-credential"
 func startRealAuth(t *testing.T, env ...string) (*realAuth, *grpc.ClientConn) {
 	t.Helper()
 	t.Cleanup(proctest.RemoveBuilds) // runs after the process is stopped
-	grpcAddr, httpAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	grpcAddr, httpAddr, metricsAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	env = append([]string{
-		"AUTH_GRPC_ADDR=" + grpcAddr, "AUTH_HTTP_ADDR=" + httpAddr,
+		"AUTH_GRPC_ADDR=" + grpcAddr, "AUTH_HTTP_ADDR=" + httpAddr, "AUTH_METRICS_ADDR=" + metricsAddr,
 		"AUTH_SERVICE_CREDENTIAL=" + authCred, "AUTH_LOG_LEVEL=warn",
 		"AUTH_ARGON2_TIME=1", "AUTH_ARGON2_MEMORY=64KiB", "AUTH_ARGON2_THREADS=1",
 	}, env...)
 	p := proctest.Start(t, proctest.Build(t, "auth"), env...)
-	a := &realAuth{proc: p, http: "http://" + httpAddr}
+	a := &realAuth{proc: p, http: "http://" + httpAddr, metrics: "http://" + metricsAddr}
 	p.WaitHTTP(t, a.http+"/readyz", time.Minute)
 	quick := grpc.ConnectParams{Backoff: backoff.Config{
 		BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond,
@@ -68,22 +69,22 @@ func startRealReplica(t *testing.T, a *realAuth, conn *grpc.ClientConn) *replica
 	if err != nil {
 		t.Fatal(err)
 	}
-	hl, gl := listen(t), listen(t)
+	hl, gl, ml := listen(t), listen(t), listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, hl, gl) }()
+	go func() { served <- g.Serve(ctx, hl, gl, ml) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	authMetrics := &replica{http: a.http} // metric reads <http>/metrics
+	authMetrics := &replica{metrics: a.metrics} // metric reads <metrics>/metrics
 	poll(t, "auth counting the gateway's revocation stream", func() bool {
 		return metric(t, authMetrics, "auth_revocation_watchers") == 1
 	})
 	return &replica{g: g, http: "http://" + hl.Addr().String(), ws: "ws://" + hl.Addr().String() + "/ws",
-		grpcAddr: gl.Addr().String()}
+		metrics: "http://" + ml.Addr().String(), grpcAddr: gl.Addr().String()}
 }
 
 // issue opens a session of user on the real auth service.

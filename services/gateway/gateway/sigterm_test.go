@@ -35,7 +35,7 @@ func TestSIGTERMDrainsProcess(t *testing.T) {
 	rs := redistest.Start(t)
 	addr := proctest.FreeAddr(t)
 	p := proctest.Start(t, proctest.Build(t, "gateway"),
-		"GATEWAY_HTTP_ADDR="+addr, "GATEWAY_GRPC_ADDR="+proctest.FreeAddr(t),
+		"GATEWAY_HTTP_ADDR="+addr, "GATEWAY_GRPC_ADDR="+proctest.FreeAddr(t), "GATEWAY_METRICS_ADDR=127.0.0.1:0",
 		"AUTH_ADDR="+a.Addr, "GATEWAY_AUTH_CREDENTIAL="+fakeauth.Credential,
 		"REDIS_URL="+rs.URL(), "GATEWAY_SERVICE_CREDENTIAL="+serviceCred,
 		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_DRAIN="+drain.String())

@@ -24,7 +24,7 @@ const credential = "load-test-credential"
 func startAuth(t *testing.T) (string, string) {
 	t.Helper()
 	cfg, err := app.Load(config.New(config.Map(map[string]string{
-		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0",
+		"AUTH_GRPC_ADDR": "127.0.0.1:0", "AUTH_HTTP_ADDR": "127.0.0.1:0", "AUTH_METRICS_ADDR": "127.0.0.1:0",
 		"AUTH_ARGON2_TIME": "1", "AUTH_ARGON2_MEMORY": "64KiB", "AUTH_ARGON2_THREADS": "1",
 		"AUTH_SERVICE_CREDENTIAL": credential,
 	})))

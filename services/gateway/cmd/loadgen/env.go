@@ -26,10 +26,11 @@ const publishCredential = "loadgen-publish-credential"
 
 // replica is one gateway: a process (pid > 0) or in this process.
 type replica struct {
-	http  string // host:port
-	debug string // host:port of net/http/pprof; empty: not served
-	pid   int
-	stop  func()
+	http    string // host:port
+	metrics string // host:port of /metrics
+	debug   string // host:port of net/http/pprof; empty: not served
+	pid     int
+	stop    func()
 	// kill ends the replica at once: SIGKILL for a process; for one in
 	// this process, its Serve is cancelled (it closes its connections
 	// over its drain period).
@@ -97,11 +98,13 @@ func ready(ctx context.Context, addr string) error {
 func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, debug, loud bool) (*replica, error) {
 	httpAddr, err1 := freeAddr()
 	grpcAddr, err2 := freeAddr()
-	if err := errors.Join(err1, err2); err != nil {
+	metricsAddr, err3 := freeAddr()
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, err
 	}
 	env := []string{
 		"GATEWAY_HTTP_ADDR=" + httpAddr, "GATEWAY_GRPC_ADDR=" + grpcAddr,
+		"GATEWAY_METRICS_ADDR=" + metricsAddr,
 		"AUTH_ADDR=" + fa.Addr, "GATEWAY_AUTH_CREDENTIAL=" + fakeauth.Credential,
 		"REDIS_URL=" + redisURL, "GATEWAY_SERVICE_CREDENTIAL=" + publishCredential,
 		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_DRAIN=1s",
@@ -121,12 +124,14 @@ func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL s
 		debugAddr = addr
 		env = append(env, "GATEWAY_DEBUG_ADDR="+addr)
 	}
-	return launch(ctx, bin, env, httpAddr, debugAddr)
+	return launch(ctx, bin, env, replica{http: httpAddr, metrics: metricsAddr, debug: debugAddr})
 }
 
 // launch starts the binary with env added to this process's environment
-// and waits until it is ready on httpAddr.
-func launch(ctx context.Context, bin string, env []string, httpAddr, debugAddr string) (*replica, error) {
+// and waits until it is ready on the HTTP address of addrs, which names
+// the replica's addresses.
+func launch(ctx context.Context, bin string, env []string, addrs replica) (*replica, error) {
+	httpAddr := addrs.http
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
@@ -152,8 +157,10 @@ func launch(ctx context.Context, bin string, env []string, httpAddr, debugAddr s
 		cmd.Process.Kill()
 		stop()
 	}
-	restart := func(ctx context.Context) (*replica, error) { return launch(ctx, bin, env, httpAddr, debugAddr) }
-	return &replica{http: httpAddr, debug: debugAddr, pid: cmd.Process.Pid, stop: stop, kill: kill, restart: restart}, nil
+	restart := func(ctx context.Context) (*replica, error) { return launch(ctx, bin, env, addrs) }
+	r := addrs
+	r.pid, r.stop, r.kill, r.restart = cmd.Process.Pid, stop, kill, restart
+	return &r, nil
 }
 
 // startInProcess serves a gateway in this process.
@@ -178,12 +185,18 @@ func startInProcess(ctx context.Context, fa *fakeauth.Auth, redisURL string) (*r
 		conn.Close()
 		return nil, err
 	}
+	mlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lis.Close()
+		conn.Close()
+		return nil, err
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() { g.Serve(sctx, lis, nil); close(done) }()
+	go func() { g.Serve(sctx, lis, nil, mlis); close(done) }()
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done; conn.Close() }) }
-	r := &replica{http: lis.Addr().String(), stop: stop, kill: stop}
+	r := &replica{http: lis.Addr().String(), metrics: mlis.Addr().String(), stop: stop, kill: stop}
 	if err := ready(ctx, r.http); err != nil {
 		r.stop()
 		return nil, err

@@ -141,14 +141,14 @@ func (sk *soak) returned(ctx context.Context, s *slot, deadline time.Time) (samp
 
 // measure forces a garbage collection in the replica (pprof's heap
 // profile with gc=1), then reads its goroutines and heap in use from
-// /metrics and counts its open file descriptors, and its connections to
-// Redis, in /proc.
+// /metrics of its metrics listener and counts its open file descriptors,
+// and its connections to Redis, in /proc.
 func (sk *soak) measure(ctx context.Context, r *replica) (sample, error) {
 	if err := sk.fetch(ctx, "http://"+r.debug+"/debug/pprof/heap?gc=1", nil); err != nil {
 		return sample{}, err
 	}
 	var s sample
-	err := sk.fetch(ctx, "http://"+r.http+"/metrics", func(body io.Reader) error {
+	err := sk.fetch(ctx, "http://"+r.metrics+"/metrics", func(body io.Reader) error {
 		var err error
 		s.Goroutines, s.HeapInuse, err = runtimeFigures(body)
 		return err
