@@ -38,8 +38,9 @@ func setup(t *testing.T, watch bool) (*fakeauth.Auth, *authn.Authenticator, *rev
 	return setupWith(t, watch, nil)
 }
 
-// setupWith is setup with mod applied to the options.
-func setupWith(t *testing.T, watch bool, mod func(*authn.Options)) (*fakeauth.Auth, *authn.Authenticator, *revocations) {
+// startAuth starts a fake auth and returns it with a client dialled to it;
+// both end with the test.
+func startAuth(t *testing.T) (*fakeauth.Auth, authv1.AuthServiceClient) {
 	t.Helper()
 	fa, err := fakeauth.Start()
 	if err != nil {
@@ -51,9 +52,16 @@ func setupWith(t *testing.T, watch bool, mod func(*authn.Options)) (*fakeauth.Au
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return fa, authv1.NewAuthServiceClient(conn)
+}
+
+// setupWith is setup with mod applied to the options.
+func setupWith(t *testing.T, watch bool, mod func(*authn.Options)) (*fakeauth.Auth, *authn.Authenticator, *revocations) {
+	t.Helper()
+	fa, client := startAuth(t)
 	rev := &revocations{}
 	opts := authn.Options{
-		Client: authv1.NewAuthServiceClient(conn), CacheEntries: 100, CacheTTL: time.Minute,
+		Client: client, CacheEntries: 100, CacheTTL: time.Minute,
 		OnSessionRevoked: rev.session, OnAccessRevoked: func(string, string) {},
 	}
 	if mod != nil {

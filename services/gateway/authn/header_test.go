@@ -106,18 +106,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // revocation in that window would not be seen. Once the headers are in,
 // it is.
 func TestCacheWaitsForHeaders(t *testing.T) {
-	fa, err := fakeauth.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fa.Stop)
-	conn, err := fa.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	fa, client := startAuth(t)
 	wc := &watchClient{
-		AuthServiceClient: authv1.NewAuthServiceClient(conn),
+		AuthServiceClient: client,
 		release:           make(chan struct{}), asked: make(chan struct{}),
 	}
 	a, err := authn.New(authn.Options{
@@ -227,18 +218,9 @@ func (c *slowClient) Validate(ctx context.Context, in *authv1.ValidateRequest, o
 // cached once the stream is back: revocations made while it was down were
 // not seen, and the answer may predate one of them.
 func TestCacheSkipsValidationsAcrossReconnect(t *testing.T) {
-	fa, err := fakeauth.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fa.Stop)
-	conn, err := fa.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	fa, client := startAuth(t)
 	wc := &watchClient{
-		AuthServiceClient: authv1.NewAuthServiceClient(conn),
+		AuthServiceClient: client,
 		release:           make(chan struct{}), asked: make(chan struct{}),
 	}
 	close(wc.release)
