@@ -14,14 +14,17 @@
 //     SIGKILL and a wait; Restart: Start again with the same environment,
 //     hence on the same addresses; ExitCode: the status the process exited
 //     with.
+//   - FreePort, FreeAddr: a free loopback port (host:port) below the
+//     kernel's ephemeral range, where no outgoing connection can take it
+//     before the process binds it or while the process restarts.
 //   - RemoveBuilds: deletes the built executables; TestMain calls it after
 //     m.Run.
 //
 // Output of a Proc (stdout and stderr together, the last 64 KiB) is written
 // to the test log only when the test fails.
 //
-// Concurrency contract: Build and FreeAddr may be called from any
-// goroutine, and Build builds each name once even when called
+// Concurrency contract: Build, FreeAddr and FreePort may be called from
+// any goroutine, and Build builds each name once even when called
 // concurrently. A Proc's methods (Stop, Kill, Restart, WaitHealthy,
 // Running, Output) are safe to call from several goroutines; the test's
 // cleanup stops a Proc that is still running.

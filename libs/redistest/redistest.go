@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"switchboard/libs/proctest"
 )
 
 // Server is one redis-server process owned by a test.
@@ -44,7 +45,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 	if err != nil {
 		tb.Fatalf("redis-server not found (apt-get install redis-server): %v", err)
 	}
-	port := freePort(tb)
+	port := proctest.FreePort(tb, busOffset)
 	s := &Server{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		tb:   tb,
@@ -141,54 +142,10 @@ func ping(addr string) error {
 	return c.Ping(ctx).Err()
 }
 
-// freePort returns a loopback port that is free, and whose cluster bus port
-// (port+10000) is free too, both below the kernel's ephemeral range. A
-// port the kernel hands out to outgoing connections can be taken by one
-// while a server is down, and Restart must find its port (and a cluster
-// node its bus port) free again: a port from Listen(":0") is such a port.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	low := ephemeralLow() - busOffset
-	for range 200 {
-		port := minPort + rand.IntN(low-minPort)
-		if bindable(port) && bindable(port+busOffset) {
-			return port
-		}
-	}
-	tb.Fatalf("no free port pair below %d", low+busOffset)
-	return 0
-}
-
-// The ports freePort chooses from start at minPort; a cluster node's bus
-// port is its port plus busOffset, as redis-server sets it.
-const (
-	minPort    = 10000
-	busOffset  = 10000
-	defaultLow = 32768 // Linux's default ephemeral range starts here
-)
-
-// ephemeralLow is where the kernel's range of ports for outgoing
-// connections starts.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return defaultLow
-	}
-	var low, high int
-	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low-busOffset <= minPort+1000 {
-		return defaultLow
-	}
-	return low
-}
-
-func bindable(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
+// busOffset is how far above its port a cluster node binds its bus port,
+// as redis-server sets it. Start keeps that port free too, so a cluster
+// node restarted by a fault test finds both.
+const busOffset = 10000
 
 // String describes the server for test messages.
 func (s *Server) String() string { return fmt.Sprintf("redis-server on %s", s.Addr) }

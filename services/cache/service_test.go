@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchboard/libs/proctest"
 	cachev1 "switchboard/proto/switchboard/cache/v1"
 )
 
@@ -79,7 +80,7 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	if err := run(ctx, []string{"healthcheck"}); err != nil {
 		t.Fatalf("healthcheck of a serving replica: %v", err)
 	}
-	t.Setenv("CACHE_GRPC_ADDR", freeAddr(t))
+	t.Setenv("CACHE_GRPC_ADDR", proctest.FreeAddr(t))
 	if err := run(ctx, []string{"healthcheck"}); err == nil {
 		t.Fatal("healthcheck of nothing succeeded")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,20 +9,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"switchboard/libs/proctest"
 	"switchboard/services/gateway/internal/fakeauth"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // The binary serves with its configuration from the environment, its
 // healthcheck subcommand sees it ready, and it stops on cancellation.
@@ -33,10 +23,10 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Stop()
-	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, metricsAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	t.Setenv("GATEWAY_HTTP_ADDR", httpAddr)
 	t.Setenv("GATEWAY_METRICS_ADDR", metricsAddr)
-	t.Setenv("GATEWAY_GRPC_ADDR", freeAddr(t))
+	t.Setenv("GATEWAY_GRPC_ADDR", proctest.FreeAddr(t))
 	t.Setenv("AUTH_ADDR", a.Addr)
 	t.Setenv("GATEWAY_AUTH_CREDENTIAL", fakeauth.Credential)
 	t.Setenv("GATEWAY_WEB_AUTH_URL", "http://127.0.0.1:7201")
