@@ -2,14 +2,12 @@ package connection
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
 	"switchboard/libs/gatewayclient/protocol"
@@ -85,13 +83,24 @@ type Deps struct {
 }
 
 // Transport carries one connection's frames: a WebSocket
-// (*websocket.Conn, with its read limit off, since the reader applies
-// MaxMessageBytes itself) or the server-sent-event fallback.
+// (*wsconn.Conn) or the server-sent-event fallback.
 type Transport interface {
-	Reader(ctx context.Context) (websocket.MessageType, io.Reader, error)
-	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
+	// ReadMessage returns the next message; wsconn.ErrNoMessage when only
+	// control frames were buffered, wsconn.ErrTooBig past limit.
+	ReadMessage(limit int64) (text bool, p []byte, err error)
+	// Buffered counts bytes read and not yet turned into messages.
+	Buffered() int
+	// Park runs resume on a goroutine of its own once there is something
+	// to read or the transport closed (at once, if it cannot wait
+	// without a goroutine).
+	Park(resume func())
+	WriteText(p []byte) error
 	Ping(ctx context.Context) error
-	Close(code websocket.StatusCode, reason string) error
+	// Drain reads and drops what the client sends until its close frame
+	// or the end of the connection: the close handshake after the
+	// server's close frame waits for it.
+	Drain()
+	Close(code uint16, reason string) error
 	CloseNow() error
 }
 
@@ -111,15 +120,24 @@ type Conn struct {
 	deps    Deps
 	limiter *rate.Limiter // reader only
 	authed  chan struct{} // closed once authenticated
-	// wg counts the flusher and a ping in flight; Serve waits for them.
+	done    func()        // runs once the connection has ended; set by Start
+
+	// The reader's, between its bursts: the token from the upgrade
+	// request until it is validated, whether it was, and the frames over
+	// the rate limit in a row.
+	token      string
+	signedIn   bool
+	violations int
+	// wg counts the flusher and a ping in flight; the end waits for them.
 	wg sync.WaitGroup
 	// writeTimer cuts the connection when one write outlasts the write
-	// timeout; armed around each write. pingTimer and expiryTimer run the
-	// protocol pings and the token's expiry. No goroutine waits on them:
-	// an idle connection holds only its reader.
+	// timeout; armed around each write. pingTimer, expiryTimer and
+	// authTimer run the protocol pings, the token's expiry and the
+	// deadline to authenticate. No goroutine waits on them.
 	writeTimer  *time.Timer
 	pingTimer   *time.Timer
 	expiryTimer *time.Timer
+	authTimer   *time.Timer
 
 	// Safe on its own.
 	cut atomic.Bool // the connection was dropped without a close frame
@@ -164,6 +182,8 @@ func New(ws Transport, cfg Config, deps Deps) *Conn {
 	c.expiryTimer.Stop()
 	c.pingTimer = time.AfterFunc(time.Hour, c.ping)
 	c.pingTimer.Stop()
+	c.authTimer = time.AfterFunc(time.Hour, c.checkAuthed)
+	c.authTimer.Stop()
 	return c
 }
 
@@ -282,40 +302,55 @@ func (c *Conn) identity() authn.Identity {
 	return c.ident
 }
 
-// Serve runs the connection until it closes: the reader on this goroutine,
-// a flusher on another while there is something to write. It returns once
-// both have ended and the connection has left every room. The server
-// drains with Close.
-func (c *Conn) Serve(ctx context.Context, token string) {
+// Start runs the connection and returns at once; done runs once the
+// connection has ended and left every room. token is the one the upgrade
+// request carried, or "" for a first auth frame. The reader runs in
+// bursts, on a goroutine that lives while there is something to read,
+// and a flusher while there is something to write; in between, the
+// transport holds the connection parked. The server drains with Close.
+func (c *Conn) Start(token string, done func()) {
 	c.deps.Metrics.Connections.Inc()
-	defer c.deps.Metrics.Connections.Dec()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	stopAuthTimer := c.authTimer()
+	c.token, c.done = token, done
+	c.authTimer.Reset(c.cfg.AuthDeadline)
 	c.pingTimer.Reset(c.cfg.PingInterval)
+	go c.burst()
+}
 
-	code := c.read(ctx, token)
-	stopAuthTimer()
+// Serve runs the connection until it has ended, for a transport whose
+// HTTP response lives as long as the connection.
+func (c *Conn) Serve(token string) {
+	ended := make(chan struct{})
+	c.Start(token, func() { close(ended) })
+	<-ended
+}
+
+// checkAuthed closes the connection if it is not authenticated in time.
+func (c *Conn) checkAuthed() {
+	select {
+	case <-c.authed:
+	default:
+		c.Close(protocol.CloseAuthTimeout)
+	}
+}
+
+// end finishes the connection once its reader has ended with code: it
+// closes, lets the flusher send what is queued and the close frame,
+// leaves every room and runs done.
+func (c *Conn) end(code protocol.CloseCode) {
+	c.authTimer.Stop()
 	c.Close(code)
+	if code != 0 {
+		// The server ends the connection: the client's close frame is
+		// still to come, and the close handshake waits for it.
+		c.ws.Drain()
+	}
 	c.wg.Wait()
-	cancel()
 	c.pingTimer.Stop()
 	c.expiryTimer.Stop()
 	c.writeTimer.Stop()
 	c.cleanup()
-}
-
-// authTimer closes the connection if it is not authenticated in time.
-func (c *Conn) authTimer() (stop func()) {
-	t := time.AfterFunc(c.cfg.AuthDeadline, func() {
-		select {
-		case <-c.authed:
-		default:
-			c.Close(protocol.CloseAuthTimeout)
-		}
-	})
-	return func() { t.Stop() }
+	c.deps.Metrics.Connections.Dec()
+	c.done()
 }
 
 // addRoom records room as joined, unless the connection has already left

@@ -1,58 +1,94 @@
 package connection
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-
-	"github.com/coder/websocket"
 
 	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/authn"
 	"switchboard/services/gateway/hub"
+	"switchboard/services/gateway/wsconn"
 )
 
-// read authenticates the client, then reads and handles requests until
-// the connection ends. It returns the close code to send, or 0 when the
-// peer went away.
-func (c *Conn) read(ctx context.Context, token string) protocol.CloseCode {
-	var first *protocol.Request
-	if token == "" {
-		req, code := c.next(ctx)
-		if code != 0 || (req == nil && c.isClosing()) {
-			return code
+// burst reads and handles what the client sent, then parks the
+// connection until it sends more, or ends the connection. Each burst
+// runs on a goroutine of its own, so an idle connection holds none, and
+// the stack that calls auth, the broker and the JSON decoder is dropped
+// with it.
+func (c *Conn) burst() {
+	code, ended := c.readBurst()
+	if ended {
+		c.end(code)
+		return
+	}
+	c.ws.Park(c.burst)
+}
+
+// readBurst handles requests until nothing is buffered. It reports
+// whether the connection ends, and with which close code (0: the peer
+// went away).
+func (c *Conn) readBurst() (protocol.CloseCode, bool) {
+	for {
+		if !c.signedIn {
+			if code, ended := c.signIn(); ended {
+				return code, true
+			}
+		} else if code, ended := c.nextRequest(); ended {
+			return code, true
 		}
-		if req == nil || req.Type != protocol.TypeAuth {
-			return protocol.CloseBadRequest
+		if c.ws.Buffered() == 0 {
+			return 0, false
+		}
+	}
+}
+
+// signIn authenticates with the upgrade request's token, or else with the
+// first message, which must be an auth request.
+func (c *Conn) signIn() (protocol.CloseCode, bool) {
+	token, first := c.token, (*protocol.Request)(nil)
+	if token == "" {
+		req, got, code := c.next()
+		switch got {
+		case gotNothing:
+			return 0, false
+		case gotEnd:
+			return code, true
+		}
+		if got == gotMalformed || req.Type != protocol.TypeAuth {
+			return protocol.CloseBadRequest, true
 		}
 		token, first = req.Token, req
 	}
-	var code protocol.CloseCode
-	onFreshStack(func() { code = c.authenticate(ctx, token, first) })
-	if code != 0 {
-		return code
+	c.token = ""
+	if code := c.authenticate(context.Background(), token, first); code != 0 {
+		return code, true
 	}
+	c.signedIn = true
+	return 0, false
+}
 
-	violations := 0
-	for {
-		req, code := c.next(ctx)
-		if code != 0 || (req == nil && c.isClosing()) {
-			return code
-		}
-		if !c.limiter.Allow() {
-			if violations++; violations > c.cfg.Burst {
-				return protocol.CloseRateLimited
-			}
-			c.replyError(reqID(req), protocol.ErrRateLimited, "too many frames; slow down")
-			continue
-		}
-		violations = 0
-		if req != nil {
-			onFreshStack(func() { c.handle(ctx, req) })
-		}
+// nextRequest reads one message and handles it, within the rate limit.
+func (c *Conn) nextRequest() (protocol.CloseCode, bool) {
+	req, got, code := c.next()
+	switch got {
+	case gotNothing:
+		return 0, false
+	case gotEnd:
+		return code, true
 	}
+	if !c.limiter.Allow() {
+		if c.violations++; c.violations > c.cfg.Burst {
+			return protocol.CloseRateLimited, true
+		}
+		c.replyError(reqID(req), protocol.ErrRateLimited, "too many frames; slow down")
+		return 0, false
+	}
+	c.violations = 0
+	if got == gotRequest {
+		c.handle(context.Background(), req)
+	}
+	return 0, false
 }
 
 func reqID(req *protocol.Request) uint64 {
@@ -62,42 +98,44 @@ func reqID(req *protocol.Request) uint64 {
 	return req.ID
 }
 
-// next reads one frame. It returns a nil request for a text frame that is
-// not a valid request (after answering it with an error), and a close code
-// for a frame that ends the connection. Code 0 with a nil request and a
-// closing connection means the peer went away.
-//
-// Each frame is read into a buffer of its own, dropped once decoded: a
-// buffer kept between frames would sit in every idle connection.
-func (c *Conn) next(ctx context.Context) (*protocol.Request, protocol.CloseCode) {
-	typ, r, err := c.ws.Reader(ctx)
-	if err != nil {
+// What next found.
+type readResult int
+
+const (
+	gotRequest   readResult = iota // a request
+	gotMalformed                   // a message that is no request, answered with an error
+	gotNothing                     // control frames only; nothing to handle
+	gotEnd                         // the connection ends, with the close code returned
+)
+
+// next reads one message. Each message is read into a buffer of its own,
+// dropped once decoded: a buffer kept between messages would sit in every
+// idle connection.
+func (c *Conn) next() (*protocol.Request, readResult, protocol.CloseCode) {
+	text, p, err := c.ws.ReadMessage(c.cfg.MaxMessageBytes)
+	switch {
+	case errors.Is(err, wsconn.ErrNoMessage):
+		return nil, gotNothing, 0
+	case errors.Is(err, wsconn.ErrTooBig):
+		return nil, gotEnd, protocol.CloseMessageTooBig
+	case errors.As(err, new(wsconn.ProtocolError)):
+		return nil, gotEnd, protocol.CloseBadRequest
+	case err != nil: // the client closed or went away, or the server cut it
 		c.Close(0)
-		return nil, 0
+		return nil, gotEnd, 0
+	case !text:
+		return nil, gotEnd, protocol.CloseBadRequest
 	}
-	if typ != websocket.MessageText {
-		return nil, protocol.CloseBadRequest
-	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, c.cfg.MaxMessageBytes+1))
-	if err != nil {
-		c.Close(0)
-		return nil, 0
-	}
-	if n > c.cfg.MaxMessageBytes {
-		return nil, protocol.CloseMessageTooBig
-	}
-	c.deps.Metrics.BytesIn.Add(float64(n))
+	c.deps.Metrics.BytesIn.Add(float64(len(p)))
 
 	var req protocol.Request
-	onFreshStack(func() { err = json.Unmarshal(buf.Bytes(), &req) })
-	if err != nil {
+	if err := json.Unmarshal(p, &req); err != nil {
 		c.deps.Metrics.MessagesIn.WithLabelValues("malformed").Inc()
 		c.pushError(protocol.ErrBadRequest, "the frame is not a JSON request")
-		return nil, 0
+		return nil, gotMalformed, 0
 	}
 	c.deps.Metrics.MessagesIn.WithLabelValues(typeLabel(req.Type)).Inc()
-	return &req, 0
+	return &req, gotRequest, 0
 }
 
 func typeLabel(t string) string {
@@ -172,19 +210,4 @@ func (c *Conn) dropIdentity() {
 	c.mu.Lock()
 	c.ident = authn.Identity{}
 	c.mu.Unlock()
-}
-
-// onFreshStack runs f on a goroutine of its own and waits for it. A
-// goroutine's stack grows to its deepest call and shrinks only when a
-// collection finds it mostly unused, so the reader hands work that needs
-// a deep stack (calls to auth and the broker, JSON decoding) to a
-// short-lived goroutine: its own stack stays as small as waiting for the
-// next frame needs, and that stack is what an idle connection costs.
-func onFreshStack(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
 	"switchboard/libs/gatewayclient/protocol"
@@ -34,21 +33,25 @@ func newTransport() *transport {
 	return &transport{in: make(chan string), out: make(chan protocol.Frame, 64), closed: make(chan struct{})}
 }
 
-func (t *transport) Reader(ctx context.Context) (websocket.MessageType, io.Reader, error) {
+func (t *transport) ReadMessage(int64) (bool, []byte, error) {
 	select {
 	case s, ok := <-t.in:
 		if !ok {
-			return 0, nil, io.EOF
+			return false, nil, io.EOF
 		}
-		return websocket.MessageText, strings.NewReader(s), nil
+		return true, []byte(s), nil
 	case <-t.closed:
-		return 0, nil, io.EOF
-	case <-ctx.Done():
-		return 0, nil, ctx.Err()
+		return false, nil, io.EOF
 	}
 }
 
-func (t *transport) Write(_ context.Context, _ websocket.MessageType, p []byte) error {
+func (t *transport) Buffered() int { return 0 }
+
+func (t *transport) Park(resume func()) { go resume() }
+
+func (t *transport) Drain() {}
+
+func (t *transport) WriteText(p []byte) error {
 	var f protocol.Frame
 	if err := json.Unmarshal(p, &f); err != nil {
 		return err
@@ -63,7 +66,7 @@ func (t *transport) Write(_ context.Context, _ websocket.MessageType, p []byte) 
 
 func (t *transport) Ping(context.Context) error { return nil }
 
-func (t *transport) Close(websocket.StatusCode, string) error { return t.CloseNow() }
+func (t *transport) Close(uint16, string) error { return t.CloseNow() }
 
 func (t *transport) CloseNow() error {
 	select {
@@ -171,7 +174,7 @@ func TestRevocationDuringJoin(t *testing.T) {
 				Logger: slog.New(slog.DiscardHandler),
 			})
 			done := make(chan struct{})
-			go func() { c.Serve(context.Background(), "token"); close(done) }()
+			go func() { c.Serve("token"); close(done) }()
 			defer func() { tr.CloseNow(); <-done }()
 			if f := next(t, tr); f.Type != protocol.TypeConnected {
 				t.Fatalf("first frame %+v, want connected", f)
@@ -230,7 +233,7 @@ func TestRevocationAfterJoin(t *testing.T) {
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	done := make(chan struct{})
-	go func() { c.Serve(context.Background(), "token"); close(done) }()
+	go func() { c.Serve("token"); close(done) }()
 	defer func() { tr.CloseNow(); <-done }()
 	next(t, tr) // connected
 

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"switchboard/libs/gatewayclient/protocol"
 )
 
@@ -42,10 +40,10 @@ func (c *Conn) flush() {
 
 func (c *Conn) write(batch []item) error {
 	for _, it := range batch {
-		// A background ctx keeps coder/websocket from arming a timer of
-		// its own for every write; writeTimer bounds the write instead.
+		// writeTimer bounds the write: one timer per connection, rather
+		// than a deadline armed per write.
 		c.writeTimer.Reset(c.cfg.WriteTimeout)
-		err := c.ws.Write(context.Background(), websocket.MessageText, it.frame)
+		err := c.ws.WriteText(it.frame)
 		c.writeTimer.Stop()
 		if err != nil {
 			return err
@@ -69,7 +67,7 @@ func (c *Conn) finish(code protocol.CloseCode) {
 		c.ws.CloseNow()
 		return
 	}
-	c.ws.Close(websocket.StatusCode(code), code.Reason())
+	c.ws.Close(uint16(code), code.Reason())
 }
 
 // armExpiry sets the expiry timer to the token's expiry plus the grace.

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -32,6 +31,7 @@ import (
 	"switchboard/services/gateway/publish"
 	"switchboard/services/gateway/sse"
 	"switchboard/services/gateway/telemetry"
+	"switchboard/services/gateway/wsconn"
 )
 
 // shutdownGrace bounds the HTTP and gRPC servers' own shutdown after the
@@ -67,7 +67,7 @@ type Gateway struct {
 	redis   io.Closer // the Redis client; nil with the in-process broker
 	auth    *authn.Authenticator
 	publish *publish.Service
-	accept  *websocket.AcceptOptions
+	upgrade wsconn.Options // its Poller is set by Serve
 	web     http.Handler
 	deps    connection.Deps
 	streams *sse.Registry // connections on the event-stream fallback
@@ -127,7 +127,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	g.auth = auth
 	g.publish = publish.New(g.broker, server.NewCredential(cfg.ServiceCredential),
 		cfg.Conn.MaxMessageBytes, cfg.Conn.RequestTimeout, g.metrics)
-	g.accept = acceptOptions(cfg)
+	g.upgrade = wsconn.Options{CompressionThreshold: int(cfg.CompressionThreshold)}
 	g.deps = connection.Deps{
 		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
 		IDPrefix: g.node + "-",
@@ -193,15 +193,6 @@ func (g *Gateway) closeBroker() {
 	}
 }
 
-func acceptOptions(cfg Config) *websocket.AcceptOptions {
-	o := &websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}
-	if cfg.CompressionThreshold > 0 {
-		o.CompressionMode = websocket.CompressionNoContextTakeover
-		o.CompressionThreshold = int(cfg.CompressionThreshold)
-	}
-	return o
-}
-
 // Hub is the replica's hub, for tests and tools.
 func (g *Gateway) Hub() *hub.Hub { return g.hub }
 
@@ -262,25 +253,27 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, g.accept)
+	if !originAllowed(r, g.cfg.AllowedOrigins) {
+		g.addrs.release(addr)
+		g.conns.Done()
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	ws, err := wsconn.Upgrade(w, r, g.upgrade)
 	if err != nil {
 		g.addrs.release(addr)
 		g.conns.Done()
-		return // Accept answered the client; its error may quote the request
+		return // Upgrade answered the client; its error may quote the request
 	}
-	ws.SetReadLimit(-1) // the connection applies its own limit
-	token := bearerToken(r)
 	c := connection.New(ws, g.cfg.Conn, g.deps)
 	g.track(c, true)
-	// The connection runs on a goroutine of its own, so that the request's
-	// goroutine, whose stack grew through the handshake, and the request
-	// itself are released: an idle connection costs one small stack.
-	go func() {
-		defer g.conns.Done()
-		defer g.addrs.release(addr)
-		defer g.track(c, false)
-		c.Serve(context.Background(), token)
-	}()
+	// The request's goroutine ends here: the connection runs on goroutines
+	// of its own while it has something to do, and parked in between.
+	c.Start(bearerToken(r), func() {
+		g.track(c, false)
+		g.addrs.release(addr)
+		g.conns.Done()
+	})
 }
 
 // admit counts a new connection unless the replica is draining.
@@ -311,6 +304,12 @@ func (g *Gateway) track(c *connection.Conn, open bool) {
 // stops. grpcLis may be nil to serve no gRPC, metricsLis nil to serve no
 // /metrics; the public httpLis never serves it.
 func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis, metricsLis net.Listener) error {
+	poller, err := wsconn.NewPoller()
+	if err != nil {
+		return err
+	}
+	defer poller.Close() // after the drain: no connection is parked then
+	g.upgrade.Poller = poller
 	srvCtx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
 	errc := make(chan error, 3)
@@ -335,7 +334,6 @@ func (g *Gateway) Serve(ctx context.Context, httpLis, grpcLis, metricsLis net.Li
 	g.awaitNode(ctx)
 	g.ready.Store(true)
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -400,7 +398,7 @@ func (g *Gateway) drain() {
 	}
 }
 
-// closeHandshake bounds the close handshake, which coder/websocket limits
-// to 5 s for each direction; with a write in flight (the write timeout) it
-// is the longest a connection takes to close once told.
+// closeHandshake bounds the close handshake, which wsconn limits to 5 s
+// for the client's answer; with a write in flight (the write timeout) and
+// a margin, it is the longest a connection takes to close once told.
 const closeHandshake = 15 * time.Second

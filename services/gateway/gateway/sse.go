@@ -40,7 +40,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	defer g.track(c, false)
 	g.metrics.Fallback.Inc()
 	defer g.metrics.Fallback.Dec()
-	c.Serve(context.Background(), token) // on this goroutine: the response lives with it
+	c.Serve(token) // on this goroutine: the response lives with it
 }
 
 type postError struct {

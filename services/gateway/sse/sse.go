@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Errors.
@@ -72,22 +69,32 @@ func (s *Stream) Deliver(frame []byte) error {
 	}
 }
 
-// Reader returns the next posted request.
-func (s *Stream) Reader(ctx context.Context) (websocket.MessageType, io.Reader, error) {
+// ReadMessage returns the next posted request, waiting for it. A
+// request is posted whole, so limit is the POST handler's to apply.
+func (s *Stream) ReadMessage(int64) (bool, []byte, error) {
 	select {
 	case b := <-s.inbox:
-		return websocket.MessageText, bytes.NewReader(b), nil
+		return true, b, nil
 	case <-s.done:
-		return 0, nil, ErrClosed
+		return false, nil, ErrClosed
 	case <-s.req.Done():
-		return 0, nil, ErrClosed
-	case <-ctx.Done():
-		return 0, nil, ctx.Err()
+		return false, nil, ErrClosed
 	}
 }
 
-// Write sends one frame as an event, a data line for each of its lines.
-func (s *Stream) Write(_ context.Context, _ websocket.MessageType, p []byte) error {
+// Buffered is 0: requests wait in the inbox, and ReadMessage waits for
+// them.
+func (s *Stream) Buffered() int { return 0 }
+
+// Park runs resume at once: the stream's reader waits in ReadMessage.
+func (s *Stream) Park(resume func()) { go resume() }
+
+// Drain returns at once: no close handshake follows the close event.
+func (s *Stream) Drain() {}
+
+// WriteText sends one frame as an event, a data line for each of its
+// lines.
+func (s *Stream) WriteText(p []byte) error {
 	var b bytes.Buffer
 	for line := range bytes.Lines(p) {
 		b.WriteString("data: ")
@@ -102,7 +109,7 @@ func (s *Stream) Write(_ context.Context, _ websocket.MessageType, p []byte) err
 func (s *Stream) Ping(context.Context) error { return s.send([]byte(": ping\n\n")) }
 
 // Close sends the close event and ends the stream.
-func (s *Stream) Close(code websocket.StatusCode, reason string) error {
+func (s *Stream) Close(code uint16, reason string) error {
 	b, _ := json.Marshal(struct {
 		Code   int    `json:"code"`
 		Reason string `json:"reason"`
