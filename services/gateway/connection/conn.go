@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/authn"
 	"switchboard/services/gateway/broker"
@@ -90,11 +88,13 @@ type Transport interface {
 	ReadMessage(limit int64) (text bool, p []byte, err error)
 	// Buffered counts bytes read and not yet turned into messages.
 	Buffered() int
+	// WriteText sends one message; a write outlasting the transport's
+	// write timeout fails with os.ErrDeadlineExceeded.
+	WriteText(p []byte) error
 	// Park runs resume on a goroutine of its own once there is something
 	// to read or the transport closed (at once, if it cannot wait
 	// without a goroutine).
 	Park(resume func())
-	WriteText(p []byte) error
 	Ping(ctx context.Context) error
 	// Drain reads and drops what the client sends until its close frame
 	// or the end of the connection: the close handshake after the
@@ -114,13 +114,11 @@ var lastID atomic.Uint64
 // Conn is one WebSocket.
 type Conn struct {
 	// Read-only after construction.
-	id      string
-	ws      Transport
-	cfg     Config
-	deps    Deps
-	limiter *rate.Limiter // reader only
-	authed  chan struct{} // closed once authenticated
-	done    func()        // runs once the connection has ended; set by Start
+	id   string
+	ws   Transport
+	cfg  *Config
+	deps *Deps
+	done func() // runs once the connection has ended; set by Start
 
 	// The reader's, between its bursts: the token from the upgrade
 	// request until it is validated, whether it was, and the frames over
@@ -128,24 +126,24 @@ type Conn struct {
 	token      string
 	signedIn   bool
 	violations int
+	limiter    bucket
 	// wg counts the flusher and a ping in flight; the end waits for them.
 	wg sync.WaitGroup
-	// writeTimer cuts the connection when one write outlasts the write
-	// timeout; armed around each write. pingTimer, expiryTimer and
-	// authTimer run the protocol pings, the token's expiry and the
-	// deadline to authenticate. No goroutine waits on them.
-	writeTimer  *time.Timer
-	pingTimer   *time.Timer
-	expiryTimer *time.Timer
-	authTimer   *time.Timer
+	// pingTimer runs the protocol pings; deadline closes the connection
+	// when it has not authenticated in time, and then when its token has
+	// expired for longer than the grace. No goroutine waits on them; the
+	// transport bounds each write itself.
+	pingTimer *time.Timer
+	deadline  *time.Timer
 
-	// Safe on its own.
-	cut atomic.Bool // the connection was dropped without a close frame
+	// Safe on their own.
+	cut    atomic.Bool // the connection was dropped without a close frame
+	authed atomic.Bool // the connection has authenticated
 
 	// Guarded by mu.
 	mu    sync.Mutex
 	ident authn.Identity
-	rooms map[string]struct{}
+	rooms roomSet
 	// joining names the room of the join in flight ("" when none; the
 	// reader handles one request at a time), from before auth is asked
 	// until the room is recorded in rooms; joinRevoked says that access
@@ -163,27 +161,15 @@ type Conn struct {
 	flushing  bool               // a flusher goroutine runs
 }
 
-// New wraps an accepted transport. Serve runs it.
-func New(ws Transport, cfg Config, deps Deps) *Conn {
-	cfg = cfg.WithDefaults()
-	id := deps.IDPrefix + strconv.FormatUint(lastID.Add(1), 36)
-	c := &Conn{
-		id: id, ws: ws, cfg: cfg, deps: deps,
-		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
-		authed:  make(chan struct{}),
-		rooms:   make(map[string]struct{}),
-	}
-	c.writeTimer = time.AfterFunc(time.Hour, func() {
-		c.Close(protocol.CloseSlowConsumer)
-		c.drop()
-	})
-	c.writeTimer.Stop()
-	c.expiryTimer = time.AfterFunc(time.Hour, c.checkExpiry)
-	c.expiryTimer.Stop()
+// New wraps an accepted transport; Start or Serve runs it. cfg, with its
+// defaults applied, and deps are shared by every connection and must not
+// change.
+func New(ws Transport, cfg *Config, deps *Deps) *Conn {
+	c := &Conn{id: deps.IDPrefix + strconv.FormatUint(lastID.Add(1), 36), ws: ws, cfg: cfg, deps: deps}
+	c.deadline = time.AfterFunc(time.Hour, c.checkDeadline)
+	c.deadline.Stop()
 	c.pingTimer = time.AfterFunc(time.Hour, c.ping)
 	c.pingTimer.Stop()
-	c.authTimer = time.AfterFunc(time.Hour, c.checkAuthed)
-	c.authTimer.Stop()
 	return c
 }
 
@@ -273,8 +259,7 @@ func (c *Conn) closeLocked(code protocol.CloseCode) {
 // have allowed it just before the revocation.
 func (c *Conn) AccessRevoked(room string) {
 	c.mu.Lock()
-	_, ok := c.rooms[room]
-	delete(c.rooms, room)
+	ok := c.rooms.remove(room)
 	if c.joining == room {
 		c.joinRevoked = true
 	}
@@ -311,7 +296,7 @@ func (c *Conn) identity() authn.Identity {
 func (c *Conn) Start(token string, done func()) {
 	c.deps.Metrics.Connections.Inc()
 	c.token, c.done = token, done
-	c.authTimer.Reset(c.cfg.AuthDeadline)
+	c.deadline.Reset(c.cfg.AuthDeadline)
 	c.pingTimer.Reset(c.cfg.PingInterval)
 	go c.burst()
 }
@@ -324,12 +309,17 @@ func (c *Conn) Serve(token string) {
 	<-ended
 }
 
-// checkAuthed closes the connection if it is not authenticated in time.
-func (c *Conn) checkAuthed() {
-	select {
-	case <-c.authed:
-	default:
+// checkDeadline closes the connection if it has not authenticated in
+// time, or if its token expired more than the grace ago; a refresh may
+// have moved the expiry since the timer was set.
+func (c *Conn) checkDeadline() {
+	switch {
+	case !c.authed.Load():
 		c.Close(protocol.CloseAuthTimeout)
+	case time.Now().Before(c.identity().Expires.Add(c.cfg.ExpiryGrace)):
+		c.armExpiry()
+	default:
+		c.Close(protocol.CloseTokenExpired)
 	}
 }
 
@@ -337,7 +327,6 @@ func (c *Conn) checkAuthed() {
 // closes, lets the flusher send what is queued and the close frame,
 // leaves every room and runs done.
 func (c *Conn) end(code protocol.CloseCode) {
-	c.authTimer.Stop()
 	c.Close(code)
 	if code != 0 {
 		// The server ends the connection: the client's close frame is
@@ -346,8 +335,7 @@ func (c *Conn) end(code protocol.CloseCode) {
 	}
 	c.wg.Wait()
 	c.pingTimer.Stop()
-	c.expiryTimer.Stop()
-	c.writeTimer.Stop()
+	c.deadline.Stop()
 	c.cleanup()
 	c.deps.Metrics.Connections.Dec()
 	c.done()
@@ -357,10 +345,7 @@ func (c *Conn) end(code protocol.CloseCode) {
 // everything on its way out; then it leaves room in the hub again.
 func (c *Conn) addRoom(room string) bool {
 	c.mu.Lock()
-	ok := c.rooms != nil
-	if ok {
-		c.rooms[room] = struct{}{}
-	}
+	ok := c.rooms.add(room)
 	c.mu.Unlock()
 	if !ok {
 		c.deps.Hub.Leave(room, c)
@@ -405,12 +390,12 @@ func (c *Conn) finishJoin(room string) int {
 	c.mu.Lock()
 	out := joinAdded
 	switch {
-	case c.rooms == nil:
+	case c.rooms.left:
 		out = joinClosing
 	case c.joining == room && c.joinRevoked:
 		out = joinRefused
 	default:
-		c.rooms[room] = struct{}{}
+		c.rooms.add(room)
 	}
 	c.joining, c.joinRevoked = "", false
 	c.mu.Unlock()
@@ -421,14 +406,13 @@ func (c *Conn) finishJoin(room string) int {
 }
 
 // cleanup leaves every room and forgets the user. It runs when the flusher
-// starts closing and again when Serve ends.
+// starts closing and again when the connection ends.
 func (c *Conn) cleanup() {
 	c.mu.Lock()
-	rooms := c.rooms
-	c.rooms = nil
+	rooms := c.rooms.leaveAll()
 	user := c.ident.User
 	c.mu.Unlock()
-	for room := range rooms {
+	for _, room := range rooms {
 		c.deps.Hub.Leave(room, c)
 	}
 	if user != "" {

@@ -186,8 +186,7 @@ func (c *Conn) leave(req *protocol.Request) {
 		return
 	}
 	c.mu.Lock()
-	_, was := c.rooms[req.Room]
-	delete(c.rooms, req.Room)
+	was := c.rooms.remove(req.Room)
 	c.mu.Unlock()
 	if !was {
 		c.replyError(req.ID, protocol.ErrNotMember, "the connection is not in this room")
@@ -262,14 +261,13 @@ func (c *Conn) conversations(ctx context.Context, req *protocol.Request) {
 func (c *Conn) member(room string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.rooms[room]
-	return ok
+	return c.rooms.has(room)
 }
 
 func (c *Conn) roomCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.rooms)
+	return len(c.rooms.names)
 }
 
 func (c *Conn) reply(id uint64, result any) {

@@ -77,7 +77,7 @@ func (c *Conn) nextRequest() (protocol.CloseCode, bool) {
 	case gotEnd:
 		return code, true
 	}
-	if !c.limiter.Allow() {
+	if !c.limiter.allow(c.cfg.Rate, c.cfg.Burst) {
 		if c.violations++; c.violations > c.cfg.Burst {
 			return protocol.CloseRateLimited, true
 		}
@@ -176,7 +176,7 @@ func (c *Conn) authenticate(ctx context.Context, token string, first *protocol.R
 	if !c.addRoom(room) {
 		return 0 // closing already
 	}
-	close(c.authed)
+	c.authed.Store(true)
 
 	res := protocol.AuthResult{
 		User: id.User, ExpiresAt: id.Expires.UnixMilli(), Rooms: []string{room}, Connection: c.id,

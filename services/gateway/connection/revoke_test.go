@@ -169,7 +169,7 @@ func TestRevocationDuringJoin(t *testing.T) {
 			h.SetBroker(&gatedBroker{Memory: mem, gate: tt.ready})
 
 			tr := newTransport()
-			c := connection.New(tr, connection.Config{}, connection.Deps{
+			c := connection.New(tr, new(connection.Config{}.WithDefaults()), &connection.Deps{
 				Hub: h, Broker: mem, Auth: &auth{gate: tt.auth}, Metrics: telemetry.Discard(),
 				Logger: slog.New(slog.DiscardHandler),
 			})
@@ -228,7 +228,7 @@ func TestRevocationAfterJoin(t *testing.T) {
 	h.SetBroker(mem)
 
 	tr := newTransport()
-	c := connection.New(tr, connection.Config{}, connection.Deps{
+	c := connection.New(tr, new(connection.Config{}.WithDefaults()), &connection.Deps{
 		Hub: h, Broker: mem, Auth: &auth{}, Metrics: telemetry.Discard(),
 		Logger: slog.New(slog.DiscardHandler),
 	})

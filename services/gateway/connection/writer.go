@@ -2,7 +2,9 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"switchboard/libs/gatewayclient/protocol"
@@ -32,7 +34,13 @@ func (c *Conn) flush() {
 		c.qmu.Lock()
 		c.inflight = 0
 		c.qmu.Unlock()
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The client has not taken a frame within the write
+			// timeout: a slow consumer, cut without a close frame.
+			c.Close(protocol.CloseSlowConsumer)
+			c.drop()
+		case err != nil:
 			c.Close(0)
 		}
 	}
@@ -40,11 +48,7 @@ func (c *Conn) flush() {
 
 func (c *Conn) write(batch []item) error {
 	for _, it := range batch {
-		// writeTimer bounds the write: one timer per connection, rather
-		// than a deadline armed per write.
-		c.writeTimer.Reset(c.cfg.WriteTimeout)
-		err := c.ws.WriteText(it.frame)
-		c.writeTimer.Stop()
+		err := c.ws.WriteText(it.frame) // bounded by the write timeout
 		if err != nil {
 			return err
 		}
@@ -70,19 +74,9 @@ func (c *Conn) finish(code protocol.CloseCode) {
 	c.ws.Close(uint16(code), code.Reason())
 }
 
-// armExpiry sets the expiry timer to the token's expiry plus the grace.
+// armExpiry sets the deadline to the token's expiry plus the grace.
 func (c *Conn) armExpiry() {
-	c.expiryTimer.Reset(time.Until(c.identity().Expires.Add(c.cfg.ExpiryGrace)))
-}
-
-// checkExpiry closes the connection if its token expired more than the
-// grace ago; a refresh may have moved the expiry since the timer was set.
-func (c *Conn) checkExpiry() {
-	if time.Now().Before(c.identity().Expires.Add(c.cfg.ExpiryGrace)) {
-		c.armExpiry()
-		return
-	}
-	c.Close(protocol.CloseTokenExpired)
+	c.deadline.Reset(time.Until(c.identity().Expires.Add(c.cfg.ExpiryGrace)))
 }
 
 // ping sends a protocol ping from the timer's goroutine and schedules the

@@ -127,7 +127,9 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	g.auth = auth
 	g.publish = publish.New(g.broker, server.NewCredential(cfg.ServiceCredential),
 		cfg.Conn.MaxMessageBytes, cfg.Conn.RequestTimeout, g.metrics)
-	g.upgrade = wsconn.Options{CompressionThreshold: int(cfg.CompressionThreshold)}
+	g.upgrade = wsconn.Options{
+		CompressionThreshold: int(cfg.CompressionThreshold), WriteTimeout: cfg.Conn.WriteTimeout,
+	}
 	g.deps = connection.Deps{
 		Hub: g.hub, Broker: g.broker, Auth: g.auth, Metrics: g.metrics, Logger: g.log,
 		IDPrefix: g.node + "-",
@@ -265,7 +267,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.conns.Done()
 		return // Upgrade answered the client; its error may quote the request
 	}
-	c := connection.New(ws, g.cfg.Conn, g.deps)
+	c := connection.New(ws, &g.cfg.Conn, &g.deps)
 	g.track(c, true)
 	// The request's goroutine ends here: the connection runs on goroutines
 	// of its own while it has something to do, and parked in between.

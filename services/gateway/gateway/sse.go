@@ -33,7 +33,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := connection.New(st, g.cfg.Conn, g.deps)
+	c := connection.New(st, &g.cfg.Conn, &g.deps)
 	g.streams.Add(c.ID(), st, c.User)
 	defer g.streams.Remove(c.ID())
 	g.track(c, true)

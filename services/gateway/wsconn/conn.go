@@ -20,12 +20,13 @@ var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferBytes)
 
 // Conn is one WebSocket after its handshake.
 type Conn struct {
-	nc        net.Conn
-	poller    *Poller
-	fd        int    // the socket's descriptor; -1 when it cannot be parked
-	id        uint64 // the registration in the poller; 0 before the first Park
-	deflate   bool   // permessage-deflate was negotiated
-	threshold int    // shortest message sent compressed
+	nc           net.Conn
+	poller       *Poller
+	fd           int    // the socket's descriptor; -1 when it cannot be parked
+	id           uint64 // the registration in the poller; 0 before the first Park
+	deflate      bool   // permessage-deflate was negotiated
+	threshold    int    // shortest message sent compressed
+	writeTimeout time.Duration
 
 	// Reader only: the buffer of the current burst (nil while parked),
 	// and the unread bytes in it; the payload left unread by ErrTooBig;
@@ -48,9 +49,12 @@ type Conn struct {
 	readEnd  bool          // the reader has seen a close frame or an error
 }
 
-func newConn(nc net.Conn, poller *Poller, deflate bool, threshold int) *Conn {
-	c := &Conn{nc: nc, poller: poller, fd: -1, deflate: deflate, threshold: threshold}
-	if poller != nil {
+func newConn(nc net.Conn, o Options, deflate bool) *Conn {
+	c := &Conn{
+		nc: nc, poller: o.Poller, fd: -1, deflate: deflate,
+		threshold: o.CompressionThreshold, writeTimeout: o.WriteTimeout,
+	}
+	if c.poller != nil {
 		c.fd = socketFD(nc)
 	}
 	return c
@@ -384,6 +388,9 @@ func (c *Conn) writeFrame(op byte, rsv1 bool, p []byte) error {
 		err = ErrClosed
 	} else {
 		c.closeSent = op == opClose
+		if c.writeTimeout > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		}
 		_, err = c.nc.Write(b)
 	}
 	c.wmu.Unlock()

@@ -21,6 +21,9 @@ type Options struct {
 	Poller *Poller
 	// HandshakeTimeout bounds writing the handshake's answer; 10 s.
 	HandshakeTimeout time.Duration
+	// WriteTimeout bounds each later write, which fails with
+	// os.ErrDeadlineExceeded past it; 0: unbounded.
+	WriteTimeout time.Duration
 }
 
 // acceptGUID is the key suffix of RFC 6455, section 1.3.
@@ -74,7 +77,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o Options) (*Conn, error) {
 	}
 	nc.SetDeadline(time.Time{})
 
-	c := newConn(nc, o.Poller, deflate, o.CompressionThreshold)
+	c := newConn(nc, o, deflate)
 	c.setEarly(early)
 	return c, nil
 }
