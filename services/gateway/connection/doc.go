@@ -3,13 +3,16 @@
 // the replies queue for it.
 //
 // Roles:
-//   - Conn: one WebSocket. Its reader runs on the goroutine that calls
-//     Serve; a flusher goroutine runs only while there is something to
-//     write; protocol pings and the token's expiry are timers. An idle
-//     connection holds one goroutine, with a small stack: the reader
-//     decodes and handles each request on a short-lived goroutine and
-//     waits for it, so the deep calls (auth, the broker, JSON) never grow
-//     the stack that waits for the next frame.
+//   - Conn: one WebSocket (or event stream). Its reader runs in bursts:
+//     a goroutine reads and handles what the client sent, then parks the
+//     connection in its Transport and ends; the transport starts the next
+//     burst when the client sends more. A flusher goroutine runs only
+//     while there is something to write; protocol pings, the deadline to
+//     authenticate and the token's expiry are timers. An idle connection
+//     holds no goroutine.
+//   - Transport: what carries the frames: a wsconn.Conn, or the
+//     event-stream fallback's sse.Stream, whose reader waits in a
+//     goroutine instead of parking.
 //   - Config: the limits and timings every connection shares.
 //   - Deps: the hub, broker and authenticator a connection talks to.
 //
@@ -23,8 +26,8 @@
 //     slow-consumer code, and nobody else waits for it.
 //   - Every blocking call takes a ctx or is otherwise bounded: requests to
 //     auth and the broker run under a ctx with the request timeout; a
-//     write runs under the write timer, which cuts the connection when it
-//     fires (a ctx per write would cost a timer per message).
+//     write runs under the transport's write timeout, past which the
+//     connection is cut as a slow consumer.
 //
 // Recovery: a join naming a position makes the connection a member whose
 // live messages the hub holds back, sends the room's history after the

@@ -14,6 +14,6 @@
 //   - Registry: the streams of a replica by connection id, for the POSTs.
 //
 // Concurrency: Stream's methods are safe for concurrent use; writes are
-// serialized. Reader is called by one goroutine at a time. A Stream lives
+// serialized. ReadMessage is called by one goroutine at a time. A Stream lives
 // as long as the GET request that carries it.
 package sse
