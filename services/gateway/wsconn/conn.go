@@ -3,10 +3,12 @@ package wsconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // closeWait bounds how long Close waits for the client's close frame.
@@ -118,7 +120,7 @@ func (c *Conn) readMessage(limit int64) ([]byte, bool, error) {
 		if !started {
 			started, text, comp = true, h.op == opText, h.rsv1
 		}
-		if int64(len(msg))+h.length > limit {
+		if h.length > limit-int64(len(msg)) { // no overflow: len(msg) <= limit
 			c.skip = h.length
 			return nil, false, ErrTooBig
 		}
@@ -196,7 +198,7 @@ func (c *Conn) readPayload(msg []byte, h header) ([]byte, error) {
 				// Long: straight into the message, past the buffer.
 				n, err := io.ReadFull(c.nc, msg[start+have:start+have+rest])
 				if err != nil {
-					return nil, err
+					return nil, c.readError(err)
 				}
 				have += n
 				continue
@@ -250,11 +252,17 @@ func (c *Conn) fill() error {
 	if err == nil {
 		err = io.ErrNoProgress
 	}
+	return c.readError(err)
+}
+
+// readError is ErrClosed for a read that failed because CloseNow closed
+// the socket, and err otherwise.
+func (c *Conn) readError(err error) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		err = ErrClosed
+		return ErrClosed
 	}
-	c.mu.Unlock()
 	return err
 }
 
@@ -406,11 +414,14 @@ const maxPooledFrame = 16 << 10
 
 var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Ping sends a ping and waits for its pong, up to ctx.
+// Ping sends a ping and waits for a pong, up to ctx. Pings at the same
+// time wait for the same next pong.
 func (c *Conn) Ping(ctx context.Context) error {
-	ch := make(chan struct{})
 	c.mu.Lock()
-	c.pong = ch
+	if c.pong == nil {
+		c.pong = make(chan struct{})
+	}
+	ch := c.pong
 	c.mu.Unlock()
 	if err := c.writeFrame(opPing, false, nil); err != nil {
 		return err
@@ -435,8 +446,12 @@ func (c *Conn) writeClose(code uint16, reason string) error {
 
 // Close sends a close frame with code and reason, waits up to 5 s for the
 // reader to see the client's answer (or the end of the connection), and
-// closes the socket.
+// closes the socket. A code an endpoint may not send, or a reason that is
+// not UTF-8, closes the socket without a frame and returns an error.
 func (c *Conn) Close(code uint16, reason string) error {
+	if !validCloseCode(code) || !utf8.ValidString(reason) {
+		return errors.Join(fmt.Errorf("wsconn: close code %d or its reason may not be sent", code), c.CloseNow())
+	}
 	if err := c.writeClose(code, reason); err != nil {
 		return errors.Join(err, c.CloseNow())
 	}

@@ -63,6 +63,7 @@ func FuzzReadMessage(f *testing.F) {
 		masked(opClose, []byte{3}),
 		frameHeader(fin|opText, 1<<20, true),
 		cat(frame(opText, false, 0, []byte("a"), true), frameHeader(fin|opContinuation, 1<<16, true)),
+		cat(frame(opText, false, 0, []byte("a"), true), frameHeader(fin|opContinuation, 1<<63-1, true)),
 		frame(opText, true, 0, []byte("unmasked"), false),
 	} {
 		f.Add(seed, false, false)

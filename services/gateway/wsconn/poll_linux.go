@@ -21,10 +21,13 @@ type Poller struct {
 	epfd int
 	wake [2]int // a pipe whose read end, in the set, ends the loop
 
-	mu    sync.Mutex
-	conns map[uint64]*Conn // by registration id, never reused
-	next  uint64
-	done  chan struct{}
+	// mu guards the set as well as the map: no descriptor is added,
+	// changed or removed once Close has begun.
+	mu     sync.Mutex
+	conns  map[uint64]*Conn // by registration id, never reused
+	next   uint64
+	closed bool
+	done   chan struct{}
 }
 
 // wakeID marks the pipe's event; connection ids start above it.
@@ -51,19 +54,27 @@ func NewPoller() (*Poller, error) {
 	return p, nil
 }
 
-// Close stops the loop. Parked connections stay parked: close them first.
+// Close stops the loop. Connections still parked stay parked (close them
+// first); a later Park resumes at once.
 func (p *Poller) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	syscall.Write(p.wake[1], []byte{0})
 	<-p.done
 	return p.closeFDs()
 }
 
+// errPollerClosed makes Park resume at once.
+var errPollerClosed = errors.New("wsconn: poller closed")
+
 func (p *Poller) closeFDs() error {
 	return errors.Join(syscall.Close(p.epfd), syscall.Close(p.wake[0]), syscall.Close(p.wake[1]))
 }
 
-// Parked returns how many connections are registered.
-func (p *Poller) Parked() int {
+// Registered returns how many connections the poller knows: parked, or
+// resumed and being read.
+func (p *Poller) Registered() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.conns)
@@ -98,14 +109,17 @@ func (p *Poller) loop() {
 // arm registers c's socket for one readability event. Caller holds c.mu,
 // and c is not closed, so the descriptor is open.
 func (p *Poller) arm(c *Conn) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPollerClosed
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
 	op := syscall.EPOLL_CTL_MOD
 	if c.id == 0 {
-		p.mu.Lock()
 		p.next++
 		c.id = p.next
 		p.conns[c.id] = c
-		p.mu.Unlock()
 		op = syscall.EPOLL_CTL_ADD
 	}
 	setID(&ev, c.id)
@@ -118,10 +132,12 @@ func (p *Poller) arm(c *Conn) error {
 // remove takes c's socket out of the set, before it is closed. Caller
 // holds c.mu.
 func (p *Poller) remove(c *Conn) {
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	delete(p.conns, c.id)
-	p.mu.Unlock()
+	if !p.closed {
+		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	}
 }
 
 // setID and getID keep a registration id in the event's data, which the

@@ -14,8 +14,8 @@ func NewPoller() (*Poller, error) { return nil, nil }
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
 
-// Parked returns 0.
-func (p *Poller) Parked() int { return 0 }
+// Registered returns 0.
+func (p *Poller) Registered() int { return 0 }
 
 func (p *Poller) arm(*Conn) error { return nil }
 func (p *Poller) remove(*Conn)    {}

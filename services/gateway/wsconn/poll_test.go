@@ -53,7 +53,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func parkedCount(p *wsconn.Poller, n int) func() bool {
-	return func() bool { return p.Parked() == n }
+	return func() bool { return p.Registered() == n }
 }
 
 func TestParkedEcho(t *testing.T) {
@@ -70,8 +70,8 @@ func TestParkedEcho(t *testing.T) {
 			for _, n := range sizes {
 				roundTrip(t, ctx, c, randomText(n))
 			}
-			if n := p.Parked(); n != 1 {
-				t.Errorf("Parked() = %d, want 1", n)
+			if n := p.Registered(); n != 1 {
+				t.Errorf("Registered() = %d, want 1", n)
 			}
 		})
 	}
@@ -160,8 +160,8 @@ func TestParkedCloseNow(t *testing.T) {
 		t.Fatalf("CloseNow: %v", err)
 	}
 
-	if n := p.Parked(); n != 0 {
-		t.Errorf("Parked() = %d after CloseNow, want 0", n)
+	if n := p.Registered(); n != 0 {
+		t.Errorf("Registered() = %d after CloseNow, want 0", n)
 	}
 	if err := s.lastError(t); !errors.Is(err, wsconn.ErrClosed) {
 		t.Fatalf("the resumed reader read %v, want ErrClosed", err)

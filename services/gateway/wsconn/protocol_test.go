@@ -65,6 +65,10 @@ func TestReadRefuses(t *testing.T) {
 			frame(opContinuation, false, 0, make([]byte, small/2), true),
 			masked(opContinuation, []byte("x")),
 		)},
+		{name: "fragment whose length overflows the sum", tooBig: true, stream: cat(
+			frame(opText, false, 0, []byte("a"), true),
+			frameHeader(fin|opContinuation, 1<<63-1, true),
+		)},
 		{name: "compressed message inflating over the limit", deflate: true, tooBig: true,
 			stream: frame(opText, true, rsv1, compress(t, make([]byte, 100*small)), true)},
 	}
