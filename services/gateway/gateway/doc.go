@@ -2,8 +2,10 @@
 // `GET /ws`, the event-stream fallback (`GET /sse`, `POST /sse/{id}`),
 // `POST /v1/publish`, `/readyz` and `/healthz`; the private metrics
 // listener (`/metrics`, `/healthz`); the gRPC PublishService; the hub,
-// the broker (Redis when a URL is given, in-process otherwise) and the
-// authenticator that follows revocations.
+// the broker (Redis when a URL is given, in-process otherwise), the
+// authenticator that follows revocations, and the wsconn Poller in whose
+// epoll set idle WebSockets wait (created by Serve, closed when it
+// returns).
 //
 // Roles:
 //   - Config: every setting of the replica, read by FromEnv.
@@ -13,7 +15,8 @@
 // must arrive within the header timeout; one client address (behind the
 // trusted proxies, the one X-Forwarded-For names) holds at most
 // MaxPerAddress WebSockets and event streams together, past which the
-// upgrade is answered 429; the replica's and the user's own caps follow
+// upgrade is answered 429; an Origin outside the allow-list is answered
+// 403 before the upgrade; the replica's and the user's own caps follow
 // as close codes once the token is known. PublishService caps a message
 // at the inbound limit plus 4 KiB and bounds a call by MaxCallTime.
 //
