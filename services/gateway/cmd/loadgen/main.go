@@ -56,6 +56,7 @@ type params struct {
 	cpuProfile string
 	memProfile string
 	debug      bool
+	perProcess int // connections this process holds; 0: clientsPerProcess (tests set fewer)
 	step       stepParams
 	soak       soakParams
 }
@@ -65,7 +66,7 @@ func main() {
 	flag.StringVar(&p.mode, "mode", "fanout", "idle (connect and measure memory), fanout (then publish), storm (connect as fast as possible), recovery (clients on replica 0, killed while publishing; they reconnect to the others and recover), step (publish at rising rates until a step does not hold), soak (churn and faults; fails unless every acknowledged message arrived and the gateway processes' goroutines, fds and heap came back to their baselines)")
 	flag.StringVar(&p.gatewayBin, "gateway-bin", "", "gateway binary to run as processes; empty: replicas in this process")
 	flag.IntVar(&p.replicas, "replicas", 2, "gateway replicas (1-4)")
-	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000)")
+	flag.IntVar(&p.conns, "conns", 2000, "client connections (1-19000; idle and storm: 1-38000, those past 19000 held by a helper process)")
 	flag.IntVar(&p.rooms, "rooms", 200, "conversation rooms the connections are spread over")
 	flag.IntVar(&p.rate, "rate", 1000, "publishes per second (1-20000); soak: the most churn publishes a second")
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "publishing time (at most 2m); soak: churn time (at most 30m)")
@@ -84,6 +85,9 @@ func main() {
 	flag.DurationVar(&p.soak.settle, "soak-settle", 20*time.Second, "soak mode: longest wait for a replica's baseline, and at the end for its return to it")
 	flag.BoolVar(&p.debug, "debug", false, "gateway processes serve pprof on a loopback port printed to stderr")
 	flag.Parse()
+	if holderMain() {
+		return
+	}
 	if err := p.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
@@ -120,8 +124,8 @@ func (p *params) check() error {
 		return errors.New("-mode recovery needs -replicas 2 or more")
 	case p.replicas < 1 || p.replicas > 4:
 		return errors.New("-replicas must be 1 to 4")
-	case p.conns < 1 || p.conns > 19000:
-		return errors.New("-conns must be 1 to 19000")
+	case p.conns < 1 || p.conns > p.maxConns():
+		return fmt.Errorf("-conns must be 1 to %d in mode %s", p.maxConns(), p.mode)
 	case p.rooms < 1 || p.rooms > p.conns:
 		return errors.New("-rooms must be 1 to -conns")
 	case p.rate < 1 || p.rate > 20000:
@@ -145,6 +149,23 @@ func (p *params) check() error {
 		p.connectPar = 256
 	}
 	return nil
+}
+
+// maxConns is what one process may hold, or two in the modes that
+// publish nothing (a holder process keeps the rest).
+func (p *params) maxConns() int {
+	if p.mode == "idle" || p.mode == "storm" {
+		return 2 * p.ownConns()
+	}
+	return p.ownConns()
+}
+
+// ownConns is how many connections this process holds at most.
+func (p *params) ownConns() int {
+	if p.perProcess > 0 {
+		return p.perProcess
+	}
+	return clientsPerProcess
 }
 
 func (p *params) maxDuration() time.Duration {

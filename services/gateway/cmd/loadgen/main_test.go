@@ -15,6 +15,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if holderMain() { // started by TestHolder's run as its holder
+		return
+	}
 	code := m.Run()
 	proctest.RemoveBuilds()
 	if code == 0 {
@@ -24,6 +27,28 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// Connections past the process's share are opened and held by a helper
+// process (this test binary, as the holder), counted in the report and
+// closed at the end.
+func TestHolder(t *testing.T) {
+	p := params{mode: "idle", replicas: 2, conns: 18, rooms: 3, rate: 1, duration: time.Second,
+		payload: 100, connectPar: 8, perProcess: 10}
+	if err := p.check(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Connections != 18 || rep.ConnectFailures != 0 || rep.Held != 18 {
+		t.Fatalf("report %+v", rep)
+	}
+	p.conns = 21 // more than this process and one holder may hold
+	if err := p.check(); err == nil {
+		t.Fatal("21 connections accepted with 10 a process")
+	}
 }
 
 // A short run with in-process replicas delivers every message and reports
@@ -86,7 +111,7 @@ func TestConnectModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Mode != mode || rep.Connections != 30 || rep.ConnectFailures != 0 ||
+			if rep.Mode != mode || rep.Connections != 30 || rep.ConnectFailures != 0 || rep.Held != 30 ||
 				rep.ConnectSeconds <= 0 || rep.ConnectsPerSec <= 0 || rep.counts != nil || rep.LatencyMS != nil {
 				t.Fatalf("report %+v", rep)
 			}

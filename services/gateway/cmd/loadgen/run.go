@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +35,9 @@ type report struct {
 	ConnectSeconds   float64 `json:"connect_seconds"`
 	ConnectsPerSec   float64 `json:"connects_per_second"`
 	ConnectFailures  int64   `json:"connect_failures"`
+	// Held is the connections the replicas report holding once every
+	// client has connected (switchboard_gateway_connections, summed).
+	Held             int64   `json:"connections_held"`
 	RSSPerConnection float64 `json:"rss_bytes_per_connection,omitempty"`
 
 	Rate           int     `json:"rate,omitempty"`
@@ -185,11 +190,12 @@ func run(ctx context.Context, p params) (*report, error) {
 		return rep, soakPhase(ctx, p, fa, redisURL, redisPID, reps, rep)
 	}
 	rec := newRecorder()
-	clients, err := connectAll(ctx, p, fa, reps, rec, rep)
+	clients, stopHolder, err := connectAll(ctx, p, fa, reps, rec, rep)
 	defer func() {
 		for _, c := range clients {
 			c.CloseNow()
 		}
+		stopHolder()
 	}()
 	if err != nil {
 		return nil, err
@@ -213,8 +219,10 @@ func newReport(p params) *report {
 }
 
 // connectAll opens the connections, measures their rate and the replicas'
-// memory per connection.
-func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rec *recorder, rep *report) ([]*websocket.Conn, error) {
+// memory per connection. Connections past ownConns are opened
+// and held by a helper process, at the same time as this one's; stop
+// closes them.
+func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rec *recorder, rep *report) (clients []*websocket.Conn, stop func(), err error) {
 	var before int64
 	for _, r := range reps {
 		before += rssBytes(r.pid)
@@ -225,12 +233,34 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		tokens[i] = fa.Issue(user, "s"+strconv.Itoa(i), time.Hour)
 		fa.Grant(user, "r"+strconv.Itoa(i%p.rooms))
 	}
-	clients := make([]*websocket.Conn, p.conns)
+	own := min(p.conns, p.ownConns())
+	clients = make([]*websocket.Conn, own)
 	var failures atomic.Int64
 	sem := make(chan struct{}, p.connectPar)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range p.conns {
+	stop = func() {}
+	if own < p.conns {
+		dials := make([]dial, 0, p.conns-own)
+		for i := own; i < p.conns; i++ {
+			dials = append(dials, dial{reps[i%len(reps)].http, tokens[i], "conversation:r" + strconv.Itoa(i%p.rooms)})
+		}
+		var h *holder
+		var herr error
+		wg.Go(func() {
+			var failed int64
+			h, failed, herr = startHolder(ctx, dials, p.connectPar)
+			failures.Add(failed)
+		})
+		defer func() {
+			if herr != nil {
+				err = errors.Join(err, herr)
+			} else {
+				stop = h.stop
+			}
+		}()
+	}
+	for i := range own {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -248,6 +278,9 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 	rep.ConnectFailures = failures.Load()
 	clients = slices.DeleteFunc(clients, func(c *websocket.Conn) bool { return c == nil })
 
+	if rep.Held, err = connectionsHeld(ctx, reps); err != nil {
+		return clients, stop, err
+	}
 	if rep.GatewayProcesses {
 		runtime.GC()
 		time.Sleep(2 * time.Second) // let the replicas settle
@@ -255,12 +288,48 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		for _, r := range reps {
 			after += rssBytes(r.pid)
 		}
-		rep.RSSPerConnection = float64(after-before) / float64(max(len(clients), 1))
+		rep.RSSPerConnection = float64(after-before) / float64(max(p.conns-int(rep.ConnectFailures), 1))
 	}
 	if rep.ConnectFailures > 0 {
-		return clients, fmt.Errorf("%d connections failed", rep.ConnectFailures)
+		return clients, stop, fmt.Errorf("%d connections failed", rep.ConnectFailures)
 	}
-	return clients, nil
+	return clients, stop, nil
+}
+
+// connectionsHeld sums the connections the replicas report on /metrics.
+func connectionsHeld(ctx context.Context, reps []*replica) (int64, error) {
+	var held int64
+	for _, r := range reps {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.metrics+"/metrics", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		v, err := gauge(resp.Body, "switchboard_gateway_connections")
+		resp.Body.Close()
+		if err != nil {
+			return 0, fmt.Errorf("replica %s: %w", r.http, err)
+		}
+		held += int64(v)
+	}
+	return held, nil
+}
+
+// gauge reads an unlabelled metric from a Prometheus text exposition.
+func gauge(body io.Reader, name string) (float64, error) {
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		if value, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(value, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s missing from /metrics", name)
 }
 
 // connect opens client i, waits for it to be in its room and starts its
