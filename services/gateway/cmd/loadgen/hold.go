@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-
-	"github.com/coder/websocket"
 )
 
 // clientsPerProcess is how many client connections one process holds: the
@@ -115,8 +113,12 @@ func hold(ctx context.Context, parallel int) error {
 			return fmt.Errorf("hold: connection %d: %w", i, err)
 		}
 	}
-	rec := newRecorder()
-	clients := make([]*websocket.Conn, n)
+	loops, stopLoops, err := newLoops(1, newRecorder())
+	if err != nil {
+		return err
+	}
+	defer stopLoops()
+	clients := make([]*client, n)
 	var failed atomic.Int64
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -124,7 +126,7 @@ func hold(ctx context.Context, parallel int) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := connect(ctx, d.addr, d.token, d.room, rec, i)
+			c, err := dialClient(ctx, d.addr, d.token, d.room, i, loops[0])
 			if err != nil {
 				failed.Add(1)
 				return
@@ -137,7 +139,7 @@ func hold(ctx context.Context, parallel int) error {
 	io.Copy(io.Discard, in) // until the parent closes stdin
 	for _, c := range clients {
 		if c != nil {
-			c.CloseNow()
+			c.Close()
 		}
 	}
 	return nil

@@ -19,9 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"switchboard/libs/gatewayclient/protocol"
 	"switchboard/services/gateway/internal/fakeauth"
 )
 
@@ -190,13 +187,8 @@ func run(ctx context.Context, p params) (*report, error) {
 		return rep, soakPhase(ctx, p, fa, redisURL, redisPID, reps, rep)
 	}
 	rec := newRecorder()
-	clients, stopHolder, err := connectAll(ctx, p, fa, reps, rec, rep)
-	defer func() {
-		for _, c := range clients {
-			c.CloseNow()
-		}
-		stopHolder()
-	}()
+	closeClients, err := connectAll(ctx, p, fa, reps, rec, rep)
+	defer closeClients()
 	if err != nil {
 		return nil, err
 	}
@@ -219,10 +211,9 @@ func newReport(p params) *report {
 }
 
 // connectAll opens the connections, measures their rate and the replicas'
-// memory per connection. Connections past ownConns are opened
-// and held by a helper process, at the same time as this one's; stop
-// closes them.
-func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rec *recorder, rep *report) (clients []*websocket.Conn, stop func(), err error) {
+// memory per connection. Connections past ownConns are opened and held by
+// a helper process, at the same time as this one's. stop closes them all.
+func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replica, rec *recorder, rep *report) (stop func(), err error) {
 	var before int64
 	for _, r := range reps {
 		before += rssBytes(r.pid)
@@ -234,12 +225,25 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		fa.Grant(user, "r"+strconv.Itoa(i%p.rooms))
 	}
 	own := min(p.conns, p.ownConns())
-	clients = make([]*websocket.Conn, own)
+	loops, stopLoops, err := newLoops(runtime.NumCPU(), rec)
+	if err != nil {
+		return func() {}, err
+	}
+	clients := make([]*client, own)
+	stopHolder := func() {}
+	stop = func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+		stopLoops()
+		stopHolder()
+	}
 	var failures atomic.Int64
 	sem := make(chan struct{}, p.connectPar)
 	var wg sync.WaitGroup
 	start := time.Now()
-	stop = func() {}
 	if own < p.conns {
 		dials := make([]dial, 0, p.conns-own)
 		for i := own; i < p.conns; i++ {
@@ -256,7 +260,7 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 			if herr != nil {
 				err = errors.Join(err, herr)
 			} else {
-				stop = h.stop
+				stopHolder = h.stop
 			}
 		}()
 	}
@@ -264,7 +268,7 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := connect(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), rec, i)
+			c, err := dialClient(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), i, loops[i%len(loops)])
 			if err != nil {
 				failures.Add(1)
 				return
@@ -276,10 +280,9 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 	rep.ConnectSeconds = time.Since(start).Seconds()
 	rep.ConnectsPerSec = float64(p.conns) / rep.ConnectSeconds
 	rep.ConnectFailures = failures.Load()
-	clients = slices.DeleteFunc(clients, func(c *websocket.Conn) bool { return c == nil })
 
 	if rep.Held, err = connectionsHeld(ctx, reps); err != nil {
-		return clients, stop, err
+		return stop, err
 	}
 	if rep.GatewayProcesses {
 		runtime.GC()
@@ -291,9 +294,9 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		rep.RSSPerConnection = float64(after-before) / float64(max(p.conns-int(rep.ConnectFailures), 1))
 	}
 	if rep.ConnectFailures > 0 {
-		return clients, stop, fmt.Errorf("%d connections failed", rep.ConnectFailures)
+		return stop, fmt.Errorf("%d connections failed", rep.ConnectFailures)
 	}
-	return clients, stop, nil
+	return stop, nil
 }
 
 // connectionsHeld sums the connections the replicas report on /metrics.
@@ -332,61 +335,11 @@ func gauge(body io.Reader, name string) (float64, error) {
 	return 0, fmt.Errorf("%s missing from /metrics", name)
 }
 
-// connect opens client i, waits for it to be in its room and starts its
-// reader.
-func connect(ctx context.Context, addr, token, room string, rec *recorder, i int) (*websocket.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(dctx, "ws://"+addr+"/ws", &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(1 << 20)
-	req, _ := json.Marshal(protocol.Request{ID: 1, Type: protocol.TypeJoin, Room: room})
-	if err := ws.Write(dctx, websocket.MessageText, req); err != nil {
-		ws.CloseNow()
-		return nil, err
-	}
-	for {
-		_, b, err := ws.Read(dctx)
-		if err != nil {
-			ws.CloseNow()
-			return nil, err
-		}
-		var f protocol.Frame
-		if json.Unmarshal(b, &f) == nil && f.Type == protocol.TypeReply && f.ID == 1 {
-			if f.Error != nil {
-				ws.CloseNow()
-				return nil, f.Error
-			}
-			break
-		}
-	}
-	go read(ws, rec, i)
-	return ws, nil
-}
-
+// body is the load generator's payload, as the recovery mode's clients
+// decode it.
 type body struct {
 	Seq int64 `json:"seq"`
 	TS  int64 `json:"ts"`
-}
-
-// read records the messages client i receives until its connection ends.
-func read(ws *websocket.Conn, rec *recorder, i int) {
-	for {
-		_, b, err := ws.Read(context.Background())
-		if err != nil {
-			return
-		}
-		var f protocol.Frame
-		var m body
-		if json.Unmarshal(b, &f) != nil || f.Type != protocol.TypeMessage || json.Unmarshal(f.Data, &m) != nil {
-			continue
-		}
-		rec.add(i, m.Seq, time.Since(time.Unix(0, m.TS)))
-	}
 }
 
 // publishers is the number of publish calls in flight at most.
