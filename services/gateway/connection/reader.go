@@ -71,17 +71,18 @@ func (c *Conn) signIn() (protocol.CloseCode, bool) {
 // nextRequest reads one message and handles it, within the rate limit.
 func (c *Conn) nextRequest() (protocol.CloseCode, bool) {
 	req, got, code := c.next()
-	switch got {
-	case gotNothing:
-		return 0, false
-	case gotEnd:
+	if got == gotEnd {
 		return code, true
 	}
+	// Control frames count too (gotNothing: a run of them, or those
+	// before an empty buffer), though there is nothing to answer.
 	if !c.limiter.allow(c.cfg.Rate, c.cfg.Burst) {
 		if c.violations++; c.violations > c.cfg.Burst {
 			return protocol.CloseRateLimited, true
 		}
-		c.replyError(reqID(req), protocol.ErrRateLimited, "too many frames; slow down")
+		if got != gotNothing {
+			c.replyError(reqID(req), protocol.ErrRateLimited, "too many frames; slow down")
+		}
 		return 0, false
 	}
 	c.violations = 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +59,17 @@ func TestBadFrames(t *testing.T) {
 					return
 				}
 			}
+		}, wantClose: protocol.CloseRateLimited, strict: true},
+		{name: "ping flood", send: func(c *client) {
+			// control frames count against the rate too, though they
+			// get no error: only the close tells
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			var wg sync.WaitGroup
+			for range 200 {
+				wg.Go(func() { c.ws.Ping(ctx) })
+			}
+			wg.Wait()
 		}, wantClose: protocol.CloseRateLimited, strict: true},
 	}
 	for _, tt := range tests {

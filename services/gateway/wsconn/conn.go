@@ -11,6 +11,12 @@ import (
 	"unicode/utf8"
 )
 
+// Bounds on control frames, which ReadMessage answers itself.
+const (
+	maxControlRun        = 16
+	maxControlsInMessage = 1024
+)
+
 // closeWait bounds how long Close waits for the client's close frame.
 const closeWait = 5 * time.Second
 
@@ -72,7 +78,10 @@ func (c *Conn) Buffered() int { return c.rend - c.rpos }
 // or after inflating) returns ErrTooBig. The client's close frame returns
 // a *CloseError after the answer was sent; a violation a ProtocolError.
 // Control frames that leave nothing buffered return ErrNoMessage, so that
-// a pong does not keep a goroutine waiting for the next message.
+// a pong does not keep a goroutine waiting for the next message; so does a
+// run of maxControlRun of them, so that the caller's rate limit sees a
+// flood of pings. A message interrupted by more than maxControlsInMessage
+// control frames is a ProtocolError.
 func (c *Conn) ReadMessage(limit int64) (text bool, p []byte, err error) {
 	p, text, err = c.readMessage(limit)
 	var perr ProtocolError
@@ -92,6 +101,7 @@ func (c *Conn) readMessage(limit int64) ([]byte, bool, error) {
 		msg        []byte
 		started    bool
 		text, comp bool
+		controls   int
 	)
 	for {
 		h, err := c.readHeader()
@@ -102,8 +112,12 @@ func (c *Conn) readMessage(limit int64) ([]byte, bool, error) {
 			if err := c.control(h); err != nil {
 				return nil, false, err
 			}
-			if !started && c.Buffered() == 0 {
+			controls++
+			switch {
+			case !started && (c.Buffered() == 0 || controls == maxControlRun):
 				return nil, false, ErrNoMessage
+			case started && controls > maxControlsInMessage:
+				return nil, false, ProtocolError("too many control frames inside one message")
 			}
 			continue
 		}

@@ -40,7 +40,9 @@ var (
 	// ErrClosed: the connection was closed here.
 	ErrClosed = errors.New("wsconn: connection closed")
 	// ErrNoMessage: ReadMessage answered control frames and nothing of a
-	// message is buffered; the caller parks rather than wait in a read.
+	// message is buffered (the caller parks rather than wait in a read),
+	// or answered a run of them (the caller counts it against its rate
+	// limit).
 	ErrNoMessage = errors.New("wsconn: no message buffered")
 )
 

@@ -253,3 +253,55 @@ func TestServerCompressesFromThreshold(t *testing.T) {
 		}
 	}
 }
+
+// A run of control frames returns ErrNoMessage every 16 frames, though
+// more are buffered, so that the caller can count them against its rate
+// limit; every ping is still answered.
+func TestControlRunsReturn(t *testing.T) {
+	const pings = 40
+	results := make(chan error, pings)
+	done := make(chan struct{})
+	s := startServer(t, wsconn.Options{}, func(s *server, c *wsconn.Conn) {
+		defer close(done)
+		for {
+			_, _, err := c.ReadMessage(1024)
+			if !errors.Is(err, wsconn.ErrNoMessage) {
+				c.CloseNow()
+				return
+			}
+			results <- err
+		}
+	})
+	c := dialRaw(t, s, "")
+	var flood [][]byte
+	for range pings {
+		flood = append(flood, masked(opPing, []byte("p")))
+	}
+	c.write(cat(flood...))
+	for i := range pings {
+		if f := c.readFrame(); f.op != opPong {
+			t.Fatalf("frame %d: op %#x, want a pong", i, f.op)
+		}
+	}
+	c.nc.Close()
+	<-done
+	// Each ErrNoMessage follows 16 pings at most: 40 take 3 or more.
+	if n := len(results); n < 3 {
+		t.Fatalf("%d ErrNoMessage for %d pings, want at least 3", n, pings)
+	}
+}
+
+// A message interrupted by more than 1,024 control frames is refused.
+func TestControlFloodInsideMessage(t *testing.T) {
+	s := startServer(t, wsconn.Options{}, func(s *server, c *wsconn.Conn) { s.echo(c, 1024) })
+	c := dialRaw(t, s, "")
+	stream := [][]byte{frame(opText, false, 0, []byte("a"), true)}
+	for range 1025 {
+		stream = append(stream, masked(opPong, nil))
+	}
+	c.write(cat(stream...))
+	var perr wsconn.ProtocolError
+	if err := s.lastError(t); !errors.As(err, &perr) {
+		t.Fatalf("ReadMessage = %v, want a ProtocolError", err)
+	}
+}
