@@ -26,13 +26,17 @@
 //     messages from the client are inflated up to the read limit.
 //
 // Limits: a message longer than ReadMessage's limit is refused before its
-// payload is read (ErrTooBig); control frames carry at most 125 bytes;
+// payload is read (ErrTooBig); control frames carry at most 125 bytes,
+// ReadMessage returns after every 16 in a row (ErrNoMessage, for the
+// caller's rate limit) and refuses more than 1,024 inside one message;
 // client frames must be masked; reserved bits other than compression's
 // are refused; text is not checked for valid UTF-8 (the caller decodes
 // JSON, which replaces invalid bytes). Each violation is an error the
 // caller answers by closing with a protocol-error code.
 //
 // Concurrency: one goroutine reads at a time (the one Park started, or
-// the caller's). WriteText, Ping, Close and CloseNow are safe to call from
-// any goroutine, at the same time as the reader; writes are serialised.
+// the caller's); ReadMessage, Buffered, Park and Drain are the reader's.
+// WriteText, Ping, Close and CloseNow are safe to call from any
+// goroutine, at the same time as the reader; writes are serialised, and
+// each is bounded by Options.WriteTimeout.
 package wsconn
