@@ -46,7 +46,13 @@ func TestRecheckAfterTheStreamCameBack(t *testing.T) {
 	fa.DropSession("alice", "s7")
 	fa.DropSession("alice", fmt.Sprintf("s%d", authn.MaxRecheck))
 	fa.SetWatchDown(false)
-	waitFor(t, "the recheck's two ended sessions", func() bool { return rev.count() == 2 })
+	// Both ended sessions may sit in the first page (the pages follow the
+	// map's order), so the wait covers the second call and the access too.
+	waitFor(t, "the recheck's two calls, two ended sessions and one access", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rev.count() == 2 && fa.Rechecks.Load() >= 2 && len(accesses) > 0
+	})
 	if n := fa.Rechecks.Load(); n != 2 {
 		t.Fatalf("%d recheck calls for %d sessions, want 2", n, authn.MaxRecheck+1)
 	}
