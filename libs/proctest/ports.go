@@ -1,85 +1,29 @@
 package proctest
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"net"
-	"os"
-	"strconv"
 	"testing"
+
+	"switchboard/libs/netport"
 )
 
 // FreeAddr returns a loopback host:port that is free, chosen by FreePort.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(tb)))
+	addr, err := netport.FreeAddr()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return addr
 }
 
 // FreePort returns a loopback port that is free, with port+o free too for
 // each offset o (a Redis cluster node also binds its port plus 10000), all
-// below the kernel's ephemeral range.
-//
-// A port from Listen(":0") lies inside that range, where the kernel picks
-// the local ports of outgoing connections: between the moment a test
-// learns the port and the moment its process binds it, or while a process
-// is down for a restart, any connection of any test on the machine can
-// take it. Below the range only another server can, and the choice is
-// random over thousands of ports.
+// below the kernel's ephemeral range: see netport.Free.
 func FreePort(tb testing.TB, offsets ...int) int {
 	tb.Helper()
-	span := 0
-	for _, o := range offsets {
-		span = max(span, o)
-	}
-	high := ephemeralLow() - span
-	if high-minPort < 1000 {
-		tb.Fatalf("proctest: offsets %v leave no ports below %d", offsets, high+span)
-	}
-	for range 200 {
-		port := minPort + rand.IntN(high-minPort)
-		if bindable(port) && allBindable(port, offsets) {
-			return port
-		}
-	}
-	tb.Fatalf("proctest: no free port below %d", high)
-	return 0
-}
-
-// The ports FreePort chooses from start at minPort, above the well-known
-// and registered services a machine is likely to run.
-const (
-	minPort    = 10000
-	defaultLow = 32768 // where Linux's ephemeral range starts by default
-)
-
-// ephemeralLow is where the kernel's range of local ports for outgoing
-// connections starts.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	port, err := netport.Free(offsets...)
 	if err != nil {
-		return defaultLow
+		tb.Fatal(err)
 	}
-	var low, high int
-	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= minPort {
-		return defaultLow
-	}
-	return low
-}
-
-func allBindable(port int, offsets []int) bool {
-	for _, o := range offsets {
-		if !bindable(port + o) {
-			return false
-		}
-	}
-	return true
-}
-
-func bindable(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
+	return port
 }

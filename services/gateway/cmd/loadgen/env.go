@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"switchboard/libs/netport"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 	"switchboard/services/gateway/gateway"
 	"switchboard/services/gateway/internal/fakeauth"
@@ -40,14 +41,10 @@ type replica struct {
 	restart func(ctx context.Context) (*replica, error)
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// freeAddr picks a loopback address for a process this command starts:
+// below the ephemeral range, so that a replica restarted by the soak finds
+// its address free although the clients' connections come and go.
+func freeAddr() (string, error) { return netport.FreeAddr() }
 
 // startRedis runs a redis-server without persistence on a free port.
 func startRedis(ctx context.Context) (url string, pid int, stop func(), err error) {
