@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,12 +12,12 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"switchboard/libs/authclient"
 	"switchboard/libs/gatewayclient"
+	"switchboard/libs/grpctest"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 )
 
@@ -100,19 +99,8 @@ func (f *fakeAuth) refreshes() int {
 // serve runs f on a real gRPC server and returns a client of it.
 func serve(t *testing.T, f *fakeAuth) authv1.AuthServiceClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	authv1.RegisterAuthServiceServer(g, f)
-	go g.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); g.Stop() })
-	return authv1.NewAuthServiceClient(conn)
+	addr := grpctest.Serve(t, func(s *grpc.Server) { authv1.RegisterAuthServiceServer(s, f) })
+	return authv1.NewAuthServiceClient(grpctest.Dial(t, addr))
 }
 
 // changes collects OnChange calls.

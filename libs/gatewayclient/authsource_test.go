@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,13 +16,13 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"switchboard/libs/authclient"
 	"switchboard/libs/gatewayclient"
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/grpctest"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 )
 
@@ -70,19 +69,8 @@ func (a *tokenAuth) valid(access string) (time.Time, bool) {
 // serveAuth runs a on a gRPC server on loopback and returns a client of it.
 func serveAuth(t *testing.T, a *tokenAuth) authv1.AuthServiceClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	authv1.RegisterAuthServiceServer(g, a)
-	go g.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); g.Stop() })
-	return authv1.NewAuthServiceClient(conn)
+	addr := grpctest.Serve(t, func(s *grpc.Server) { authv1.RegisterAuthServiceServer(s, a) })
+	return authv1.NewAuthServiceClient(grpctest.Dial(t, addr))
 }
 
 // refreshed is a refresh frame the fake gateway accepted: its token, and

@@ -3,17 +3,17 @@ package grpcload
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"switchboard/libs/grpctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,12 +81,7 @@ func TestPercentiles(t *testing.T) {
 // errors by code, over real gRPC on loopback.
 func TestRunCountsCallsAndCodes(t *testing.T) {
 	addr := startHealth(t)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := healthpb.NewHealthClient(conn)
+	client := healthpb.NewHealthClient(grpctest.Dial(t, addr))
 	op := func(ctx context.Context, w int, seq int64) error {
 		switch {
 		case seq%5 == 4:
@@ -129,14 +124,5 @@ func TestRunStopsAtDuration(t *testing.T) {
 
 func startHealth(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	done := make(chan struct{})
-	go func() { s.Serve(lis); close(done) }()
-	t.Cleanup(func() { s.Stop(); <-done })
-	return lis.Addr().String()
+	return grpctest.Serve(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, health.NewServer()) })
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"switchboard/libs/grpctest"
 	authv1 "switchboard/proto/switchboard/auth/v1"
 	"switchboard/services/gateway/authn"
 	"switchboard/services/gateway/internal/fakeauth"
@@ -167,11 +167,7 @@ func TestCacheUnusedWithoutHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fa.Stop)
-	conn, err := grpc.NewClient(fa.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := grpctest.Dial(t, fa.Addr)
 	var a *authn.Authenticator
 	var recvs, trusted atomic.Int64
 	wc := &watchClient{

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"switchboard/libs/grpctest"
 	"switchboard/libs/proctest"
 	"switchboard/libs/redistest"
 	"switchboard/libs/server"
@@ -61,13 +59,7 @@ func startAuth(t *testing.T, opts authOptions) *authService {
 	a.Proc = proctest.Start(t, proctest.Build(t, "auth"), env...)
 	a.WaitHTTP(t, a.URL()+"/readyz", readyWait)
 
-	conn, err := grpc.NewClient(a.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		server.WithCredential(authCredential, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	a.client = authv1.NewAuthServiceClient(conn)
+	a.client = authv1.NewAuthServiceClient(grpctest.Dial(t, a.grpcAddr, server.WithCredential(authCredential, false)))
 	return a
 }
 

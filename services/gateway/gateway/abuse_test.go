@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/grpctest"
 	"switchboard/libs/redistest"
 	"switchboard/libs/server"
 	gatewayv1 "switchboard/proto/switchboard/gateway/v1"
@@ -217,13 +216,7 @@ func TestPublishServiceAbuse(t *testing.T) {
 		c.Conn.MaxMessageBytes = 1024
 		c.MaxCallTime = 300 * time.Millisecond
 	})
-	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		server.WithCredential(serviceCred, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := gatewayv1.NewPublishServiceClient(conn)
+	client := gatewayv1.NewPublishServiceClient(grpctest.Dial(t, r.grpcAddr, server.WithCredential(serviceCred, false)))
 	ok := func(what string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -241,7 +234,7 @@ func TestPublishServiceAbuse(t *testing.T) {
 
 	rs.Pause()
 	start := time.Now()
-	_, err = client.Publish(context.Background(), &gatewayv1.PublishRequest{Room: "user:alice", Data: []byte(`2`)})
+	_, err := client.Publish(context.Background(), &gatewayv1.PublishRequest{Room: "user:alice", Data: []byte(`2`)})
 	took := time.Since(start)
 	rs.Resume()
 	if status.Code(err) != codes.DeadlineExceeded || took > 3*time.Second {

@@ -12,9 +12,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"switchboard/libs/gatewayclient/protocol"
+	"switchboard/libs/grpctest"
 	"switchboard/libs/proctest"
 	"switchboard/libs/redistest"
 	"switchboard/libs/server"
@@ -51,12 +51,7 @@ func startRealAuth(t *testing.T, env ...string) (*realAuth, *grpc.ClientConn) {
 	quick := grpc.ConnectParams{Backoff: backoff.Config{
 		BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond,
 	}, MinConnectTimeout: time.Second}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		server.WithCredential(authCred, false), grpc.WithConnectParams(quick))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := grpctest.Dial(t, grpcAddr, server.WithCredential(authCred, false), grpc.WithConnectParams(quick))
 	a.admin = authv1.NewAuthServiceClient(conn)
 	return a, conn
 }

@@ -2,16 +2,14 @@ package publish_test
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"switchboard/libs/grpctest"
 	"switchboard/libs/redistest"
 	"switchboard/libs/server"
 	gatewayv1 "switchboard/proto/switchboard/gateway/v1"
@@ -29,24 +27,8 @@ const secret = "publish-test-credential"
 func serve(t *testing.T, b broker.Broker) gatewayv1.PublishServiceClient {
 	t.Helper()
 	svc := publish.New(b, server.NewCredential(secret), 1<<16, 5*time.Second, telemetry.Discard())
-	srv := grpc.NewServer()
-	gatewayv1.RegisterPublishServiceServer(srv, svc)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(l) })
-	conn, err := grpc.NewClient(l.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), server.WithCredential(secret, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-		wg.Wait()
-	})
+	addr := grpctest.Serve(t, func(s *grpc.Server) { gatewayv1.RegisterPublishServiceServer(s, svc) })
+	conn := grpctest.Dial(t, addr, server.WithCredential(secret, false))
 	return gatewayv1.NewPublishServiceClient(conn)
 }
 

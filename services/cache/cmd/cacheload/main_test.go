@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
+	"switchboard/libs/grpctest"
 	cachev1 "switchboard/proto/switchboard/cache/v1"
 )
 
@@ -62,17 +62,8 @@ func (f *fakeCache) BatchSet(_ context.Context, r *cachev1.BatchSetRequest) (*ca
 
 func startFake(t *testing.T) (*fakeCache, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fakeCache{items: map[string][]byte{}, calls: map[string]int{}}
-	s := grpc.NewServer()
-	cachev1.RegisterCacheServiceServer(s, f)
-	done := make(chan struct{})
-	go func() { s.Serve(lis); close(done) }()
-	t.Cleanup(func() { s.Stop(); <-done })
-	return f, lis.Addr().String()
+	return f, grpctest.Serve(t, func(s *grpc.Server) { cachev1.RegisterCacheServiceServer(s, f) })
 }
 
 // TestRun: each op makes the requested number of calls of its method, and
