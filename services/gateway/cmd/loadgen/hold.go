@@ -25,8 +25,32 @@ const clientsPerProcess = 19000
 // holder.
 const holderEnv = "LOADGEN_HOLDER"
 
-// dial is one connection for a holder to open.
+// dial is one connection to open.
 type dial struct{ addr, token, room string }
+
+// dialAll opens the connections, parallel at a time, each read by one of
+// the loops; a connection that failed is nil in clients and counted.
+// Client i is the recorder's client i.
+func dialAll(ctx context.Context, dials []dial, parallel int, loops []*readLoop) (clients []*client, failed int64) {
+	clients = make([]*client, len(dials))
+	var failures atomic.Int64
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, d := range dials {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := dialClient(ctx, d.addr, d.token, d.room, i, loops[i%len(loops)])
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			clients[i] = c
+		})
+	}
+	wg.Wait()
+	return clients, failures.Load()
+}
 
 // holder is a helper process holding connections until stopped.
 type holder struct {
@@ -118,24 +142,8 @@ func hold(ctx context.Context, parallel int) error {
 		return err
 	}
 	defer stopLoops()
-	clients := make([]*client, n)
-	var failed atomic.Int64
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i, d := range dials {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c, err := dialClient(ctx, d.addr, d.token, d.room, i, loops[0])
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			clients[i] = c
-		})
-	}
-	wg.Wait()
-	fmt.Println(failed.Load())
+	clients, failed := dialAll(ctx, dials, parallel, loops)
+	fmt.Println(failed)
 	io.Copy(io.Discard, in) // until the parent closes stdin
 	for _, c := range clients {
 		if c != nil {

@@ -218,18 +218,18 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 	for _, r := range reps {
 		before += rssBytes(r.pid)
 	}
-	tokens := make([]string, p.conns)
+	dials := make([]dial, p.conns)
 	for i := range p.conns {
 		user := "u" + strconv.Itoa(i)
-		tokens[i] = fa.Issue(user, "s"+strconv.Itoa(i), time.Hour)
 		fa.Grant(user, "r"+strconv.Itoa(i%p.rooms))
+		dials[i] = dial{reps[i%len(reps)].http, fa.Issue(user, "s"+strconv.Itoa(i), time.Hour), "conversation:r" + strconv.Itoa(i%p.rooms)}
 	}
 	own := min(p.conns, p.ownConns())
 	loops, stopLoops, err := newLoops(runtime.NumCPU(), rec)
 	if err != nil {
 		return func() {}, err
 	}
-	clients := make([]*client, own)
+	var clients []*client
 	stopHolder := func() {}
 	stop = func() {
 		for _, c := range clients {
@@ -241,19 +241,14 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 		stopHolder()
 	}
 	var failures atomic.Int64
-	sem := make(chan struct{}, p.connectPar)
 	var wg sync.WaitGroup
 	start := time.Now()
 	if own < p.conns {
-		dials := make([]dial, 0, p.conns-own)
-		for i := own; i < p.conns; i++ {
-			dials = append(dials, dial{reps[i%len(reps)].http, tokens[i], "conversation:r" + strconv.Itoa(i%p.rooms)})
-		}
 		var h *holder
 		var herr error
 		wg.Go(func() {
 			var failed int64
-			h, failed, herr = startHolder(ctx, dials, p.connectPar)
+			h, failed, herr = startHolder(ctx, dials[own:], p.connectPar)
 			failures.Add(failed)
 		})
 		defer func() {
@@ -264,18 +259,8 @@ func connectAll(ctx context.Context, p params, fa *fakeauth.Auth, reps []*replic
 			}
 		}()
 	}
-	for i := range own {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c, err := dialClient(ctx, reps[i%len(reps)].http, tokens[i], "conversation:r"+strconv.Itoa(i%p.rooms), i, loops[i%len(loops)])
-			if err != nil {
-				failures.Add(1)
-				return
-			}
-			clients[i] = c
-		})
-	}
+	clients, failed := dialAll(ctx, dials[:own], p.connectPar, loops)
+	failures.Add(failed)
 	wg.Wait()
 	rep.ConnectSeconds = time.Since(start).Seconds()
 	rep.ConnectsPerSec = float64(p.conns) / rep.ConnectSeconds
