@@ -245,6 +245,10 @@ func bearerToken(r *http.Request) string {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !originAllowed(r, g.cfg.AllowedOrigins) { // first, as for the fallback
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
 	addr, ok := g.addrs.acquire(r)
 	if !ok {
 		refuseAddress(w)
@@ -253,12 +257,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !g.admit() {
 		g.addrs.release(addr)
 		http.Error(w, "the replica is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if !originAllowed(r, g.cfg.AllowedOrigins) {
-		g.addrs.release(addr)
-		g.conns.Done()
-		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	ws, err := wsconn.Upgrade(w, r, g.upgrade)
