@@ -38,5 +38,7 @@
 // the caller's); ReadMessage, Buffered, Park and Drain are the reader's.
 // WriteText, Ping, Close and CloseNow are safe to call from any
 // goroutine, at the same time as the reader; writes are serialised, and
-// each is bounded by Options.WriteTimeout.
+// each is bounded by Options.WriteTimeout (a write fails after between
+// half of it and the whole of it: the deadline is moved only when less
+// than half is left).
 package wsconn

@@ -22,7 +22,8 @@ type Options struct {
 	// HandshakeTimeout bounds writing the handshake's answer; 10 s.
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds each later write, which fails with
-	// os.ErrDeadlineExceeded past it; 0: unbounded.
+	// os.ErrDeadlineExceeded after between half of it and the whole of
+	// it; 0: unbounded.
 	WriteTimeout time.Duration
 }
 
