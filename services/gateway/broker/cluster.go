@@ -107,7 +107,7 @@ func NewCluster(opts ClusterOptions, h Handler) *Cluster {
 	c.commands = commands{
 		history: RedisHistory{
 			Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History,
-			PublishCommand: "SPUBLISH",
+			PublishCommand: "SPUBLISH", pipeline: newPublishPipeline(opts.Client),
 		},
 		prefix: opts.Prefix,
 		send: func(ctx context.Context, channel string, payload []byte) (int64, error) {

@@ -28,7 +28,9 @@
 // publisher learns (epoch, offset) and every receiver sees the same
 // position. History answers what followed a position, or
 // ErrNotRecoverable. The epoch changes when the room's keys are lost (Redis
-// restarted empty, the room idle past its TTL).
+// restarted empty, the room idle past its TTL). Publishes that wait for
+// Redis at the same time go to it as one pipeline (publishPipeline); a
+// publish with none in flight goes at once, alone.
 //
 // Concurrency: every method of a Broker is safe for concurrent use. The
 // Handler is called from one goroutine per broker, in the order messages

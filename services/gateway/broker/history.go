@@ -163,6 +163,10 @@ type RedisHistory struct {
 	// script: "PUBLISH", or "SPUBLISH" for sharded pub/sub on a cluster.
 	// Empty: PUBLISH.
 	PublishCommand string
+
+	// pipeline, when set, sends publishes that wait at the same time as
+	// one pipeline; nil: each publish is a command of its own.
+	pipeline *publishPipeline
 }
 
 // Publish runs the publish script. It reports whether the idempotency key
@@ -170,6 +174,28 @@ type RedisHistory struct {
 // the original one. An error means the message may or may not have been
 // published.
 func (h RedisHistory) Publish(ctx context.Context, p PublishArgs) (string, uint64, bool, error) {
+	keys, args := h.scriptArgs(p)
+	var res []any
+	var err error
+	if h.pipeline != nil {
+		res, err = h.pipeline.run(ctx, keys, args)
+	} else {
+		res, err = publishScript.Run(ctx, h.Client, keys, args...).Slice()
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("publish to redis: %w", err)
+	}
+	if len(res) != 3 {
+		return "", 0, false, fmt.Errorf("publish to redis: unexpected reply of %d values", len(res))
+	}
+	epoch, _ := res[0].(string)
+	off, _ := res[1].(int64)
+	dup, _ := res[2].(int64)
+	return epoch, uint64(off), dup == 1, nil
+}
+
+// scriptArgs returns the publish script's keys and arguments for p.
+func (h RedisHistory) scriptArgs(p PublishArgs) ([]string, []any) {
 	k := KeysOf(h.Prefix, p.Room)
 	keys := []string{k.Position, k.Stream}
 	if p.Key != "" {
@@ -181,19 +207,8 @@ func (h RedisHistory) Publish(ctx context.Context, p PublishArgs) (string, uint6
 		cmd = "PUBLISH"
 	}
 	now := time.Now()
-	res, err := publishScript.Run(ctx, h.Client, keys,
-		k.Channel, newEpoch(), max(int64(ret.TTL/time.Second), 1), ret.Size,
-		now.UnixMilli(), now.UnixNano(), p.Data, h.Opts.IdempotencyWindow.Milliseconds(), cmd).Slice()
-	if err != nil {
-		return "", 0, false, fmt.Errorf("publish to redis: %w", err)
-	}
-	if len(res) != 3 {
-		return "", 0, false, fmt.Errorf("publish to redis: unexpected reply of %d values", len(res))
-	}
-	epoch, _ := res[0].(string)
-	off, _ := res[1].(int64)
-	dup, _ := res[2].(int64)
-	return epoch, uint64(off), dup == 1, nil
+	return keys, []any{k.Channel, newEpoch(), max(int64(ret.TTL/time.Second), 1), ret.Size,
+		now.UnixMilli(), now.UnixNano(), p.Data, h.Opts.IdempotencyWindow.Milliseconds(), cmd}
 }
 
 // History returns room's messages after offset in epoch, in order, or

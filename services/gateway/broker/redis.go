@@ -64,8 +64,11 @@ func NewRedis(opts RedisOptions, h Handler) *Redis {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Redis{opts: opts, handler: h, cancel: cancel, ps: opts.Client.Subscribe(ctx)}
 	r.commands = commands{
-		history: RedisHistory{Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History},
-		prefix:  opts.Prefix,
+		history: RedisHistory{
+			Client: opts.Client, Prefix: opts.Prefix, Opts: opts.History,
+			pipeline: newPublishPipeline(opts.Client),
+		},
+		prefix: opts.Prefix,
 		send: func(ctx context.Context, channel string, payload []byte) (int64, error) {
 			return opts.Client.Publish(ctx, channel, payload).Result()
 		},
