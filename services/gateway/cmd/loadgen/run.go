@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -338,7 +336,6 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 		members[i%p.rooms]++
 	}
 	cpu0, redis0 := serverCPU(reps, redisPID), cpuSeconds(redisPID)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}, Timeout: 10 * time.Second}
 	pad := strings.Repeat("x", max(p.payload-40, 1))
 
 	var published, failed, expected atomic.Int64
@@ -346,9 +343,13 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 	var wg sync.WaitGroup
 	for range publishers {
 		wg.Go(func() {
+			pub := newPublisher()
+			defer pub.close()
+			var data []byte
 			for seq := range seqs {
 				room := int(seq % int64(p.rooms))
-				if publishOne(hc, reps[seq%int64(len(reps))].http, room, seq, pad) {
+				data = appendPayload(data[:0], seq, pad)
+				if pub.publish(reps[seq%int64(len(reps))].http, "conversation:r"+strconv.Itoa(room), data) {
 					published.Add(1)
 					expected.Add(members[room])
 				} else {
@@ -402,20 +403,6 @@ func pace(ctx context.Context, p params, start time.Time, seqs chan<- int64) {
 			}
 		}
 	}
-}
-
-func publishOne(hc *http.Client, addr string, room int, seq int64, pad string) bool {
-	data := fmt.Sprintf(`{"seq":%d,"ts":%d,"pad":%q}`, seq, time.Now().UnixNano(), pad)
-	b, _ := json.Marshal(map[string]any{"room": "conversation:r" + strconv.Itoa(room), "data": json.RawMessage(data)})
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/publish", bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+publishCredential)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // waitSettled waits until every expected delivery arrived or nothing
