@@ -91,8 +91,9 @@ func ready(ctx context.Context, addr string) error {
 }
 
 // startProcess runs the gateway binary with its configuration. With
-// debug it serves pprof on a free loopback port, named on stderr when loud.
-func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, debug, loud bool) (*replica, error) {
+// debug it serves pprof on a free loopback port, named on stderr when loud;
+// procs above 0 sets its GOMAXPROCS.
+func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL string, procs int, debug, loud bool) (*replica, error) {
 	httpAddr, err1 := freeAddr()
 	grpcAddr, err2 := freeAddr()
 	metricsAddr, err3 := freeAddr()
@@ -108,6 +109,9 @@ func startProcess(ctx context.Context, bin string, fa *fakeauth.Auth, redisURL s
 		"GATEWAY_MAX_CONNECTIONS=100000", "GATEWAY_RATE=1000", "GATEWAY_BURST=1000",
 		// Every client of the load generator comes from 127.0.0.1.
 		"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS=0",
+	}
+	if procs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
 	debugAddr := ""
 	if debug {

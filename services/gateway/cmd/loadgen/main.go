@@ -56,6 +56,7 @@ type params struct {
 	cpuProfile string
 	memProfile string
 	debug      bool
+	procs      int // GOMAXPROCS of each gateway process; 0: the Go default
 	perProcess int // connections this process holds; 0: clientsPerProcess (tests set fewer)
 	step       stepParams
 	soak       soakParams
@@ -83,6 +84,7 @@ func main() {
 	flag.DurationVar(&p.soak.faultEvery, "soak-fault-every", 5*time.Second, "soak mode: one fault per period, in turn: replica SIGKILL, pub/sub connections killed, Redis SIGSTOP")
 	flag.DurationVar(&p.soak.redisPause, "soak-redis-pause", 500*time.Millisecond, "soak mode: how long Redis is stopped (at most 3s); 0: never")
 	flag.DurationVar(&p.soak.settle, "soak-settle", 20*time.Second, "soak mode: longest wait for a replica's baseline, and at the end for its return to it")
+	flag.IntVar(&p.procs, "replica-procs", 0, "GOMAXPROCS of each gateway process (a replica's share of the cores, as a CPU limit of 1 gives it in a container); 0: the Go default, every core")
 	flag.BoolVar(&p.debug, "debug", false, "gateway processes serve pprof on a loopback port printed to stderr")
 	flag.Parse()
 	if holderMain() {
@@ -124,6 +126,8 @@ func (p *params) check() error {
 		return errors.New("-mode recovery needs -replicas 2 or more")
 	case p.replicas < 1 || p.replicas > 4:
 		return errors.New("-replicas must be 1 to 4")
+	case p.procs < 0 || p.procs > 64:
+		return errors.New("-replica-procs must be 0 to 64")
 	case p.conns < 1 || p.conns > p.maxConns():
 		return fmt.Errorf("-conns must be 1 to %d in mode %s", p.maxConns(), p.mode)
 	case p.rooms < 1 || p.rooms > p.conns:

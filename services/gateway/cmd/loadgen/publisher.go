@@ -6,43 +6,47 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
 // publisher posts messages to /v1/publish over keep-alive HTTP/1.1
-// connections of its own, one per replica, each written and read by the
-// goroutine that publishes. net/http's client hands every request to the
-// connection's writing goroutine and the answer back from its reading
-// one; at 5,000 publishes a second those hand-offs took about a third of
-// the load generator's CPU, which the gateways it measures share the
-// cores with. The requests on the wire are the same. A publisher is used
-// by one goroutine at a time.
+// connections of its own, each written and read by the goroutine that
+// publishes. net/http's client hands every request to the connection's
+// writing goroutine and the answer back from its reading one; at 5,000
+// publishes a second those hand-offs took about a third of the load
+// generator's CPU, which the gateways it measures share the cores with.
+// The requests on the wire are the same, and as with net/http's client a
+// publish takes the connection to its replica used last (idle ones are
+// a stack), so a low rate keeps to a few connections. It is safe for
+// concurrent use.
 type publisher struct {
-	conns map[string]*pubConn // by replica address
-	req   []byte              // the request being written, reused
+	mu   sync.Mutex
+	idle map[string][]*pubConn // by replica address, the last used on top
 }
 
 type pubConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc  net.Conn
+	br  *bufio.Reader
+	req []byte // the request being written, reused
 }
 
 // publishTimeout bounds one publish, from writing the request to reading
 // the end of the answer.
 const publishTimeout = 10 * time.Second
 
-func newPublisher() *publisher { return &publisher{conns: make(map[string]*pubConn)} }
+func newPublisher() *publisher { return &publisher{idle: make(map[string][]*pubConn)} }
 
 // publish posts {"room": room, "data": data} to the replica at addr with
 // the publish credential and reports whether it answered 200. A failed
-// call drops the connection; the next call to addr dials again.
+// call closes its connection.
 func (p *publisher) publish(addr, room string, data []byte) bool {
 	c, err := p.conn(addr)
 	if err != nil {
 		return false
 	}
 	body := len(`{"room":"","data":}`) + len(room) + len(data)
-	b := append(p.req[:0], "POST /v1/publish HTTP/1.1\r\nHost: "...)
+	b := append(c.req[:0], "POST /v1/publish HTTP/1.1\r\nHost: "...)
 	b = append(b, addr...)
 	b = append(b, "\r\nAuthorization: Bearer "+publishCredential+"\r\nContent-Type: application/json\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(body), 10)
@@ -51,50 +55,60 @@ func (p *publisher) publish(addr, room string, data []byte) bool {
 	b = append(b, `","data":`...)
 	b = append(b, data...)
 	b = append(b, '}')
-	p.req = b
+	c.req = b
 
 	c.nc.SetDeadline(time.Now().Add(publishTimeout))
 	if _, err := c.nc.Write(b); err != nil {
-		p.drop(addr)
+		c.nc.Close()
 		return false
 	}
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
-		p.drop(addr)
+		c.nc.Close()
 		return false
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.Close {
-		p.drop(addr)
+		c.nc.Close()
+	} else {
+		p.put(addr, c)
 	}
 	return err == nil && resp.StatusCode == http.StatusOK
 }
 
+// conn takes addr's connection used last, or dials one.
 func (p *publisher) conn(addr string) (*pubConn, error) {
-	if c := p.conns[addr]; c != nil {
+	p.mu.Lock()
+	if idle := p.idle[addr]; len(idle) > 0 {
+		c := idle[len(idle)-1]
+		p.idle[addr] = idle[:len(idle)-1]
+		p.mu.Unlock()
 		return c, nil
 	}
+	p.mu.Unlock()
 	nc, err := net.DialTimeout("tcp", addr, publishTimeout)
 	if err != nil {
 		return nil, err
 	}
-	c := &pubConn{nc: nc, br: bufio.NewReader(nc)}
-	p.conns[addr] = c
-	return c, nil
+	return &pubConn{nc: nc, br: bufio.NewReader(nc)}, nil
 }
 
-func (p *publisher) drop(addr string) {
-	if c := p.conns[addr]; c != nil {
-		c.nc.Close()
-		delete(p.conns, addr)
-	}
+func (p *publisher) put(addr string, c *pubConn) {
+	p.mu.Lock()
+	p.idle[addr] = append(p.idle[addr], c)
+	p.mu.Unlock()
 }
 
-// close closes every connection.
+// close closes the idle connections; call it once no publish runs.
 func (p *publisher) close() {
-	for addr := range p.conns {
-		p.drop(addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, idle := range p.idle {
+		for _, c := range idle {
+			c.nc.Close()
+		}
+		delete(p.idle, addr)
 	}
 }
 

@@ -25,6 +25,7 @@ type report struct {
 	Mode             string  `json:"mode"`
 	GatewayProcesses bool    `json:"gateway_processes"`
 	Replicas         int     `json:"replicas"`
+	ReplicaProcs     int     `json:"replica_procs,omitempty"` // GOMAXPROCS set for each replica
 	Connections      int     `json:"connections"`
 	Rooms            int     `json:"rooms"`
 	ConnectSeconds   float64 `json:"connect_seconds"`
@@ -165,7 +166,7 @@ func run(ctx context.Context, p params) (*report, error) {
 	for range p.replicas {
 		var r *replica
 		if p.gatewayBin != "" {
-			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL, p.debug || p.mode == "soak", p.debug)
+			r, err = startProcess(ctx, p.gatewayBin, fa, redisURL, p.procs, p.debug || p.mode == "soak", p.debug)
 		} else {
 			r, err = startInProcess(ctx, fa, redisURL)
 		}
@@ -203,7 +204,7 @@ func run(ctx context.Context, p params) (*report, error) {
 }
 
 func newReport(p params) *report {
-	return &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas,
+	return &report{Mode: p.mode, GatewayProcesses: p.gatewayBin != "", Replicas: p.replicas, ReplicaProcs: p.procs,
 		Connections: p.conns, Rooms: p.rooms, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		CPUModel: cpuModel()}
 }
@@ -340,11 +341,11 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 
 	var published, failed, expected atomic.Int64
 	seqs := make(chan int64, 1024)
+	pub := newPublisher()
+	defer pub.close()
 	var wg sync.WaitGroup
 	for range publishers {
 		wg.Go(func() {
-			pub := newPublisher()
-			defer pub.close()
 			var data []byte
 			for seq := range seqs {
 				room := int(seq % int64(p.rooms))
