@@ -150,6 +150,10 @@ func (g *Gateway) newBroker() error {
 		return errors.New("REDIS_URL: not a redis:// URL") // the URL may hold a password
 	}
 	ropts.ContextTimeoutEnabled = true
+	// The broker's publish pipelines share the command pool: go-redis
+	// would otherwise keep up to 10 more connections for pipelines, each
+	// with 256 KiB of buffers, beyond the pool's bound.
+	ropts.PipelinePoolSize = -1
 	c := redis.NewClient(ropts)
 	g.redis = c
 	g.broker = broker.NewRedis(broker.RedisOptions{
