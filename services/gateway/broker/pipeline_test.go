@@ -12,7 +12,7 @@ import (
 	"switchboard/libs/redistest"
 )
 
-func newHistory(t *testing.T) (RedisHistory, *redis.Client, *redistest.Server) {
+func newHistory(t testing.TB) (RedisHistory, *redis.Client, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr, ContextTimeoutEnabled: true})
