@@ -197,6 +197,33 @@ func TestHistoryAge(t *testing.T) {
 	}
 }
 
+// Entries the length bound removed do not hide old ones from the age
+// bound: after a burst that the length bound trimmed, publishes that
+// keep the room alive past the age drop every older entry and keep the
+// newest.
+func TestHistoryAgeAfterLengthTrim(t *testing.T) {
+	const age = time.Second // also the keys' TTL: the room stays alive while published to
+	opts := broker.HistoryOptions{Conversation: broker.Retention{Size: 100, TTL: age}}
+	for name, b := range brokers(t, opts) {
+		t.Run(name, func(t *testing.T) {
+			const room = "conversation:burst"
+			epoch, last := publishN(t, b, room, 350) // past the length bound by whole stream nodes
+			off := last
+			for range 13 {
+				time.Sleep(age / 10)
+				e, o := publishN(t, b, room, 1)
+				if e != epoch || o != off+1 {
+					t.Fatalf("epoch %s offset %d after %s %d: the room expired between publishes", e, o, epoch, off)
+				}
+				off = o
+			}
+			// The entry after the burst is 1.2 s older than the last.
+			assertNotRecoverable(t, b, room, epoch, last)
+			assertHistory(t, b, room, epoch, off-1, off)
+		})
+	}
+}
+
 func assertNotRecoverable(t *testing.T, b broker.Broker, room, epoch string, after uint64) {
 	t.Helper()
 	msgs, err := b.History(context.Background(), room, epoch, after)
