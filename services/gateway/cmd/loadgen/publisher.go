@@ -38,14 +38,18 @@ const publishTimeout = 10 * time.Second
 func newPublisher() *publisher { return &publisher{idle: make(map[string][]*pubConn)} }
 
 // publish posts {"room": room, "data": data} to the replica at addr with
-// the publish credential and reports whether it answered 200. A failed
-// call closes its connection.
-func (p *publisher) publish(addr, room string, data []byte) bool {
+// the publish credential, and the idempotency key key unless it is empty,
+// and reports whether it answered 200. A failed call closes its
+// connection.
+func (p *publisher) publish(addr, room, key string, data []byte) bool {
 	c, err := p.conn(addr)
 	if err != nil {
 		return false
 	}
 	body := len(`{"room":"","data":}`) + len(room) + len(data)
+	if key != "" {
+		body += len(`,"idempotency_key":""`) + len(key)
+	}
 	b := append(c.req[:0], "POST /v1/publish HTTP/1.1\r\nHost: "...)
 	b = append(b, addr...)
 	b = append(b, "\r\nAuthorization: Bearer "+publishCredential+"\r\nContent-Type: application/json\r\nContent-Length: "...)
@@ -54,6 +58,11 @@ func (p *publisher) publish(addr, room string, data []byte) bool {
 	b = append(b, room...)
 	b = append(b, `","data":`...)
 	b = append(b, data...)
+	if key != "" {
+		b = append(b, `,"idempotency_key":"`...)
+		b = append(b, key...)
+		b = append(b, '"')
+	}
 	b = append(b, '}')
 	c.req = b
 
@@ -112,15 +121,19 @@ func (p *publisher) close() {
 	}
 }
 
-// appendPayload appends a message of the fan-out runs: its sequence
-// number, the send time in unix nanoseconds (what the clients measure
-// latency from) and padding to the payload size.
+// appendPayload appends a message of the fan-out and recovery runs: its
+// sequence number, the send time in unix nanoseconds (what the clients
+// measure latency from) and, unless pad is empty, padding to the payload
+// size.
 func appendPayload(b []byte, seq int64, pad string) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
-	b = append(b, `,"pad":"`...)
-	b = append(b, pad...)
-	return append(b, `"}`...)
+	if pad != "" {
+		b = append(b, `,"pad":"`...)
+		b = append(b, pad...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,7 +118,8 @@ func recoveryPhase(ctx context.Context, p params, fa *fakeauth.Auth, reps []*rep
 	}
 
 	acked := newLedger(p.rooms)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}, Timeout: 10 * time.Second}
+	pub := newPublisher()
+	defer pub.close()
 	start := time.Now()
 	var killedAt time.Time
 	var wg sync.WaitGroup
@@ -136,7 +134,7 @@ func recoveryPhase(ctx context.Context, p params, fa *fakeauth.Auth, reps []*rep
 		pubs.Go(func() {
 			for seq := range seqs {
 				room := int(seq % int64(p.rooms))
-				if publishRetrying(ctx, hc, reps[1:], room, seq) {
+				if publishRetrying(ctx, pub, reps[1:], room, seq) {
 					acked.add(room, seq)
 				}
 			}
@@ -210,10 +208,13 @@ func joinWhenConnected(ctx context.Context, rc *rclient) error {
 
 // publishRetrying publishes seq with its idempotency key, on the replicas
 // in turn, until acknowledged or 10 s passed.
-func publishRetrying(ctx context.Context, hc *http.Client, reps []*replica, room int, seq int64) bool {
+func publishRetrying(ctx context.Context, pub *publisher, reps []*replica, room int, seq int64) bool {
+	key := "seq-" + strconv.FormatInt(seq, 10)
+	var data []byte
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-		if publishKeyed(hc, reps[i%len(reps)].http, room, seq) {
+		data = appendPayload(data[:0], seq, "")
+		if pub.publish(reps[i%len(reps)].http, "conversation:r"+strconv.Itoa(room), key, data) {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -316,20 +317,4 @@ func account(clients []*rclient, acked *ledger, rooms int, killedAt time.Time, r
 	if !last.IsZero() {
 		rr.AllRecoveredS = last.Sub(killedAt).Seconds()
 	}
-}
-
-// publishKeyed publishes seq to its room with the idempotency key "seq-N".
-func publishKeyed(hc *http.Client, addr string, room int, seq int64) bool {
-	data := fmt.Sprintf(`{"seq":%d,"ts":%d}`, seq, time.Now().UnixNano())
-	b, _ := json.Marshal(map[string]any{"room": "conversation:r" + strconv.Itoa(room),
-		"data": json.RawMessage(data), "idempotency_key": "seq-" + strconv.FormatInt(seq, 10)})
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/publish", bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+publishCredential)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }

@@ -350,7 +350,7 @@ func publishPhase(ctx context.Context, p params, reps []*replica, redisPID int, 
 			for seq := range seqs {
 				room := int(seq % int64(p.rooms))
 				data = appendPayload(data[:0], seq, pad)
-				if pub.publish(reps[seq%int64(len(reps))].http, "conversation:r"+strconv.Itoa(room), data) {
+				if pub.publish(reps[seq%int64(len(reps))].http, "conversation:r"+strconv.Itoa(room), "", data) {
 					published.Add(1)
 					expected.Add(members[room])
 				} else {
