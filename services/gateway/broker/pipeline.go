@@ -40,7 +40,7 @@ type publishCall struct {
 
 	res  []any
 	err  error
-	done chan struct{} // closed when res and err are set
+	done chan struct{} // closed when res and err are set; nil for the call sent at once
 }
 
 // maxPipeline bounds the publishes sent as one pipeline.
@@ -52,9 +52,10 @@ func newPublishPipeline(c pipelineClient) *publishPipeline { return &publishPipe
 // An error means the publish may or may not have run, as for a command of
 // its own.
 func (p *publishPipeline) run(ctx context.Context, keys []string, args []any) ([]any, error) {
-	c := &publishCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	c := &publishCall{ctx: ctx, keys: keys, args: args}
 	p.mu.Lock()
 	if p.running {
+		c.done = make(chan struct{})
 		p.queue = append(p.queue, c)
 		p.mu.Unlock()
 		select {
@@ -142,7 +143,9 @@ func (p *publishPipeline) send(batch []*publishCall) {
 
 func (c *publishCall) finish(res []any, err error) {
 	c.res, c.err = res, err
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 }
 
 // batchContext bounds a pipeline by the latest deadline of its calls, so
